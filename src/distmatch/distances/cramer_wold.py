@@ -1,0 +1,162 @@
+"""Cramér–Wold distance: to the standard normal law (closed form) and between two samples.
+
+The Cramér–Wold distance compares the one-dimensional projections of two distributions on every
+direction ``v`` of the unit sphere, each projection smoothed by a Gaussian of variance ``gamma``::
+
+    d_cw^2(X, Y) = integral over v in S^{D-1} of  || sm_gamma(v^T X) - sm_gamma(v^T Y) ||_{L2}^2  dσ(v)
+
+with σ the uniform probability on the sphere. For samples it has a closed form through
+``phi_D(s) = 1F1(1/2; D/2; -s)`` (Tabor et al., "Cramer-Wold AutoEncoder", JMLR 2020, Thm. 3.1).
+
+Two normalisations exist. ``scaled=True`` returns the formula of the CWAE paper (the integral above).
+``scaled=False`` (default) returns ``2 * sqrt(pi)`` times it, the value the reference code (gmum/cwae)
+computes and the MoW paper reports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import check_pair, check_positive, check_samples
+from .kernels import squared_distances
+
+__all__ = ["cramer_wold", "cramer_wold_normality", "phi", "silverman_gamma"]
+
+
+def silverman_gamma(n: float) -> float:
+    """Silverman's rule-of-thumb smoothing variance for ``n`` points of a standard normal.
+
+    ``gamma = (4 / (3 n)) ** (2 / 5)``; e.g. 0.21257 at n = 64 and 0.05365 at n = 2000.
+
+    Args:
+        n: number of points, > 0.
+
+    Returns:
+        gamma as a float.
+
+    Raises:
+        ValueError: n is not a positive number.
+    """
+    n = check_positive(n, "n")
+    return (4.0 / (3.0 * n)) ** 0.4
+
+
+def phi(s: torch.Tensor, dim: int) -> torch.Tensor:
+    """``phi_D(s) = 1F1(1/2; D/2; -s)``, the kernel of the Cramér–Wold distance.
+
+    Exact for D = 1 (``exp(-s)``) and D = 2 (``exp(-s/2) I0(s/2)``, through the scaled Bessel function
+    ``i0e`` for stability); for D >= 3 the asymptotic form ``(1 + 4 s / (2 D - 3))^(-1/2)`` of the
+    CWAE paper (accurate to a few per cent from D of about 20 on, cruder for small D).
+
+    Args:
+        s: tensor of values >= 0, any shape.
+        dim: D >= 1.
+
+    Returns:
+        tensor of ``s``'s shape.
+    """
+    if dim == 1:
+        return torch.exp(-s)
+    if dim == 2:
+        return torch.special.i0e(s / 2.0)
+    return torch.rsqrt(1.0 + 4.0 * s / (2.0 * dim - 3.0))
+
+
+def _gamma(gamma: float | None, n: float) -> float:
+    return silverman_gamma(n) if gamma is None else check_positive(gamma, "gamma")
+
+
+def cramer_wold_normality(
+    z: torch.Tensor, *, gamma: float | None = None, scaled: bool = False
+) -> torch.Tensor:
+    """Cramér–Wold distance (squared, as in the paper's notation) of the sample ``z`` to N(0, I).
+
+    Closed form (CWAE paper, Thm. 3.1; ``scaled=True``)::
+
+        d^2 = 1 / (2 N^2 sqrt(pi)) * [ 1/sqrt(gamma) * sum_{i,j} phi_D(|z_i - z_j|^2 / (4 gamma))
+                                      + N^2 / sqrt(1 + gamma)
+                                      - 2 N / sqrt(gamma + 1/2) * sum_i phi_D(|z_i|^2 / (2 + 4 gamma)) ]
+
+    ``scaled=False`` drops the factor ``1 / (2 sqrt(pi))``. With the asymptotic ``phi_D`` this is the
+    reference code's ``1/sqrt(1+g) + mean 1/sqrt(g + K|z_i-z_j|^2) - 2 mean 1/sqrt(g + 1/2 + K|z_i|^2)``
+    with ``K = 1 / (2D - 3)``.
+
+    Args:
+        z: (N, D) sample (e.g. latent codes).
+        gamma: smoothing variance > 0; ``None`` for ``silverman_gamma(N)``.
+        scaled: ``True`` for the paper's normalisation, ``False`` for the reference code's.
+
+    Returns:
+        0-d tensor, differentiable with respect to ``z``.
+
+    Raises:
+        TypeError, ValueError: malformed ``z`` or ``gamma``.
+
+    Example:
+        >>> z = torch.zeros(8, 32)
+        >>> round(float(cramer_wold_normality(z, gamma=1.0)), 7)  # 1/sqrt(2) + 1 - 2/sqrt(1.5)
+        0.0741136
+
+    Reference:
+        Tabor, Knop, Spurek, Podolak, Mazur, Jastrzębski, "Cramer-Wold AutoEncoder", JMLR 2020.
+    """
+    check_samples(z, "z")
+    n, dim = z.shape
+    gamma = _gamma(gamma, n)
+    pairs = phi(squared_distances(z, z) / (4.0 * gamma), dim).sum()  # sum over (N, N)
+    norms = phi((z * z).sum(dim=1) / (2.0 + 4.0 * gamma), dim).sum()  # sum over (N,)
+    value = (
+        pairs / (n * n * math.sqrt(gamma))
+        + 1.0 / math.sqrt(1.0 + gamma)
+        - 2.0 * norms / (n * math.sqrt(gamma + 0.5))
+    )
+    return value / (2.0 * math.sqrt(math.pi)) if scaled else value
+
+
+def cramer_wold(
+    x: torch.Tensor, y: torch.Tensor, *, gamma: float | None = None, scaled: bool = False
+) -> torch.Tensor:
+    """Cramér–Wold distance (squared, as in the paper's notation) between samples ``x`` and ``y``.
+
+    Closed form (CWAE paper, Thm. 3.1; ``scaled=True``), a V-statistic::
+
+        d^2 = 1 / (2 sqrt(pi gamma)) * [ mean_{i,j} phi_D(|x_i - x_j|^2 / (4 gamma))
+                                        + mean_{i,j} phi_D(|y_i - y_j|^2 / (4 gamma))
+                                        - 2 mean_{i,j} phi_D(|x_i - y_j|^2 / (4 gamma)) ]
+
+    ``scaled=False`` drops the factor ``1 / (2 sqrt(pi))``, as :func:`cramer_wold_normality` does;
+    as ``y`` grows into an exact N(0, I) sample the two functions agree.
+
+    Args:
+        x: (N, D) samples.
+        y: (M, D) samples, same D, dtype and device.
+        gamma: smoothing variance > 0; ``None`` for ``silverman_gamma((N + M) / 2)``, which is
+            ``silverman_gamma(N)`` for equal sizes and keeps the distance symmetric.
+        scaled: ``True`` for the paper's normalisation, ``False`` for the reference code's.
+
+    Returns:
+        0-d tensor >= 0, differentiable with respect to ``x`` and ``y``; 0 when ``x`` equals ``y``.
+
+    Raises:
+        TypeError, ValueError: malformed samples or ``gamma``.
+
+    Example:
+        >>> x = torch.randn(100, 4)
+        >>> float(cramer_wold(x, x))
+        0.0
+
+    Reference:
+        Tabor et al., "Cramer-Wold AutoEncoder", JMLR 2020.
+    """
+    check_samples(x, "x")
+    check_samples(y, "y")
+    check_pair(x, y)
+    dim = x.shape[1]
+    gamma = _gamma(gamma, (x.shape[0] + y.shape[0]) / 2.0)
+    xx = phi(squared_distances(x, x) / (4.0 * gamma), dim).mean()  # mean over (N, N)
+    yy = phi(squared_distances(y, y) / (4.0 * gamma), dim).mean()  # mean over (M, M)
+    xy = phi(squared_distances(x, y) / (4.0 * gamma), dim).mean()  # mean over (N, M)
+    value = (xx + yy - 2.0 * xy) / math.sqrt(gamma)
+    return value / (2.0 * math.sqrt(math.pi)) if scaled else value

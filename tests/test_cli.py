@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import distmatch
+from distmatch.cli import main
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    assert "distances" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"distmatch {distmatch.__version__}"
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "distmatch", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"distmatch {distmatch.__version__}"
+
+
+def test_demo_prints_growing_distances_and_writes_a_figure(tmp_path, capsys):
+    figure = tmp_path / "demo.png"
+    assert main(["distances", "--json", "--num", "100", "--figure", str(figure)]) == 0
+    rows = json.loads(capsys.readouterr().out.split("figure written")[0])
+    assert rows[0]["shift"] == 0.0
+    assert rows[-1]["cramer_wold"] > 3 * rows[0]["cramer_wold"]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.normal(size=(50, 2, 2)).astype(np.float32))
+    np.save(tmp_path / "b.npy", rng.normal(size=(50, 4)))
+    assert main(["distances", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"mmd", "cramer_wold", "sliced_wasserstein"}
+
+
+def test_one_file_adds_normality(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(30, 3)))
+    assert main(["distances", str(tmp_path / "a.npy"), "--distance", "mmd"]) == 0
+    out = capsys.readouterr().out
+    assert "mmd" in out and "cramer_wold_normality" in out
+
+
+@pytest.mark.parametrize(
+    ("make", "argv", "message"),
+    [
+        (None, ["missing.npy"], "sample file 'missing.npy' does not exist"),
+        (("x.txt", None), ["x.txt"], "sample files must be .npy arrays"),
+        (("v.npy", np.zeros(5)), ["v.npy"], r"must hold an array of shape \(N, D\)"),
+        (("o.npy", np.array([{}], dtype=object)), ["o.npy"], "not a readable .npy array"),
+        (("n.npy", np.full((4, 2), np.nan)), ["n.npy"], "must contain only finite values"),
+        (("a.npy", np.zeros((4, 2))), ["a.npy", "a.npy", "a.npy"], "at most two files"),
+        (("a.npy", np.zeros((4, 2))), ["a.npy", "--bandwidth", "-1"], "bandwidth must be"),
+    ],
+)
+def test_bad_input_is_one_line_with_status_2(tmp_path, monkeypatch, capsys, make, argv, message):
+    monkeypatch.chdir(tmp_path)
+    if make is not None:
+        name, array = make
+        if array is None:
+            (tmp_path / name).write_text("hello")
+        else:
+            np.save(tmp_path / name, array, allow_pickle=True)
+    assert main(["distances", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("distmatch distances: error: ")
+    assert pytest.importorskip("re").search(message, err)
+
+
+def test_sliced_on_unequal_sizes_is_a_usage_error(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((4, 2)))
+    np.save(tmp_path / "b.npy", np.ones((5, 2)))
+    argv = ["distances", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    assert main([*argv, "--distance", "sliced_wasserstein"]) == 2
+    assert "equal size" in capsys.readouterr().err
+    assert main(argv) == 0  # all distances: the sliced one is reported as skipped
+    assert "skipped" in capsys.readouterr().out

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from distmatch import distances
+from distmatch.distances.kernels import WAE_SCALES
+
+from reference import mmd_gaussian_loops, mmd_imq_loops
+
+
+def test_imq_unbiased_equals_brute_force_loops():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(9, 5)), rng.normal(size=(7, 5)) * 1.3 + 0.2
+    got = distances.mmd(torch.tensor(x), torch.tensor(y))
+    assert float(got) == pytest.approx(mmd_imq_loops(x, y, WAE_SCALES), rel=1e-12)
+
+
+def test_imq_bandwidth_scales_the_constant_c():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
+    got = distances.mmd(torch.tensor(x), torch.tensor(y), bandwidth=2.0, scales=(0.5, 1.0))
+    assert float(got) == pytest.approx(mmd_imq_loops(x, y, (0.5, 1.0), bandwidth=2.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_gaussian_equals_brute_force_loops(biased):
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(11, 4)) + 0.3
+    got = distances.mmd(
+        torch.tensor(x),
+        torch.tensor(y),
+        kernel="gaussian",
+        bandwidth=1.7,
+        estimator="biased" if biased else "unbiased",
+    )
+    assert float(got) == pytest.approx(mmd_gaussian_loops(x, y, 1.7, biased), rel=1e-12)
+
+
+def test_gaussian_bandwidth_is_a_standard_deviation():
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    y = torch.full((1, 1), 2.0, dtype=torch.float64)
+    # Biased, one point each: 1 + 1 - 2 k(0, 2), k = exp(-4 / (2 * 2^2)) for bandwidth 2.
+    got = distances.mmd(x, y, kernel="gaussian", bandwidth=2.0, estimator="biased")
+    assert float(got) == pytest.approx(2 - 2 * np.exp(-0.5), rel=1e-14)
+
+
+def test_biased_gaussian_is_twice_geomloss():
+    geomloss = pytest.importorskip("geomloss")
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(70, 3, generator=gen, dtype=torch.float64) + 0.4
+    loss = geomloss.SamplesLoss("gaussian", blur=0.8, backend="tensorized")
+    ours = distances.mmd(x, y, kernel="gaussian", bandwidth=0.8, estimator="biased")
+    assert float(ours) == pytest.approx(2 * float(loss(x, y)), rel=1e-10)
+
+
+def test_default_scales_are_wae_for_imq_and_one_for_gaussian(gen):
+    x, y = torch.randn(10, 3, generator=gen), torch.randn(12, 3, generator=gen)
+    assert distances.mmd(x, y) == distances.mmd(x, y, scales=WAE_SCALES)
+    assert distances.mmd(x, y, kernel="gaussian") == distances.mmd(
+        x, y, kernel="gaussian", scales=(1.0,)
+    )
+
+
+def test_unbiased_estimate_is_unbiased_in_expectation():
+    # The mean of many unbiased estimates between two samples of one law is near 0;
+    # the biased one stays clearly positive.
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(400, 8, 2, generator=gen, dtype=torch.float64)
+    y = torch.randn(400, 8, 2, generator=gen, dtype=torch.float64)
+    u = torch.stack([distances.mmd(a, b, kernel="gaussian") for a, b in zip(x, y, strict=True)])
+    v = torch.stack(
+        [
+            distances.mmd(a, b, kernel="gaussian", estimator="biased")
+            for a, b in zip(x, y, strict=True)
+        ]
+    )
+    assert abs(float(u.mean())) < 4 * float(u.std()) / 20
+    assert float(v.mean()) > 10 * float(v.std()) / 20
+
+
+def test_squared_distances_are_exact_far_from_the_origin():
+    x = torch.tensor([[1e4, 1e4], [1e4 + 1, 1e4]], dtype=torch.float32)
+    d2 = distances.squared_distances(x, x)
+    assert torch.equal(d2, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
