@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .cli_common import UsageError
+from .cli_train import COMMANDS as TRAIN_COMMANDS
 
 log = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported in one line with exit status 2."""
 
 
 # ---------------------------------------------------------------------------------------- distances
@@ -201,7 +199,7 @@ def _distance_demo(args, names, options, gen) -> int:
 
 # ------------------------------------------------------------------------------------------- main
 
-COMMANDS = {"distances": (add_distances, run_distances)}
+COMMANDS = {**TRAIN_COMMANDS, "distances": (add_distances, run_distances)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, run = COMMANDS[args.command]
     try:
         return run(args)
-    except (UsageError, ValueError, TypeError) as err:
+    except (UsageError, ValueError, TypeError, OSError) as err:
         if args.verbose:
             raise
         print(f"distmatch {args.command}: error: {err}", file=sys.stderr)

@@ -1,0 +1,189 @@
+"""The moving window of MoW training: a FIFO ring buffer of detached latent codes.
+
+At every step the distance term of the autoencoder's cost sees ``n`` codes: the ``k`` fresh codes of
+the current batch, which carry gradient, joined to the ``n - k`` codes of earlier steps kept here,
+which do not. After the optimizer step the fresh codes replace the oldest ones. So only ``k`` inputs
+(down to one) are in memory, while the distance is estimated from ``n`` points.
+
+Reference: Spurek, Knop, Tabor, Podolak, Wójcik, "One-element Batch Training by Moving Window",
+arXiv:1905.12947, Sec. 3 and Algorithm 1; reference code gmum/MoW.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .distances._checks import check_choice, check_positive_int
+
+__all__ = ["INITS", "REFRESHES", "MovingWindow"]
+
+INITS = ("prior", "zeros", "fill")
+REFRESHES = ("none", "reencode")
+
+
+class MovingWindow(nn.Module):
+    """Ring buffer of the ``n - k`` most recent latent codes, oldest first out.
+
+    ``join(z)`` returns ``[z ; window]``, ``(k + n - k, D) = (n, D)`` once the window is full; only
+    ``z`` carries gradient. ``push(z)`` stores ``z.detach()`` over the oldest entries, wrapping
+    modulo the capacity ``n - k`` (also when ``k > n - k``: then only the newest ``n - k`` rows of
+    ``z`` are kept). ``k == n`` leaves no room: the window is empty and training is the classical
+    mini-batch kind.
+
+    The contents, write pointer and fill count are buffers, so the window is saved and restored with
+    the state dict and moves with ``.to(device)``.
+
+    Args:
+        n: codes the distance term sees, >= 2 (the unbiased MMD needs two points).
+        k: fresh codes per step (the batch size), 1 <= k <= n.
+        dim: latent dimension D.
+        init: how :meth:`reset` fills the window: ``"prior"`` (N(0, I) draws, the reference's),
+            ``"zeros"``, or ``"fill"`` (start empty and fill from the first batches; until then
+            ``join`` returns fewer than ``n`` rows).
+        reset_each_epoch: whether training calls :meth:`reset` at the start of every epoch (the
+            reference's behaviour) or only once.
+        refresh: what is pushed after the optimizer step: ``"none"`` for the pre-update codes (the
+            reference code's), ``"reencode"`` for the batch encoded again by the updated encoder
+            (as the paper's text describes). The training loop reads this attribute.
+        generator: randomness for the ``"prior"`` initialisation.
+        dtype: dtype of the stored codes.
+        device: device of the stored codes.
+
+    Example:
+        >>> window = MovingWindow(n=4, k=1, dim=2, init="zeros")
+        >>> z = torch.ones(1, 2, requires_grad=True)
+        >>> window.join(z).shape
+        torch.Size([4, 2])
+        >>> window.push(z)
+    """
+
+    codes: torch.Tensor
+    pointer: torch.Tensor
+    filled: torch.Tensor
+
+    def __init__(
+        self,
+        n: int = 64,
+        k: int = 1,
+        dim: int = 20,
+        *,
+        init: str = "prior",
+        reset_each_epoch: bool = True,
+        refresh: str = "none",
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int(n, "n")
+        if n < 2:
+            raise ValueError(f"n must be >= 2 (the MMD estimator needs two points); got n={n}.")
+        check_positive_int(k, "k")
+        if k > n:
+            raise ValueError(f"k must be between 1 and n={n}; got k={k}.")
+        check_positive_int(dim, "dim")
+        self.n, self.k, self.dim = n, k, dim
+        self.init = check_choice(init, "init", INITS)
+        self.refresh = check_choice(refresh, "refresh", REFRESHES)
+        self.reset_each_epoch = bool(reset_each_epoch)
+        self.register_buffer("codes", torch.zeros(n - k, dim, dtype=dtype, device=device))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long, device=device))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long, device=device))
+        # Python mirrors of the two counters, so that a step never waits on a device read.
+        self._pointer = 0
+        self._filled = 0
+        self.register_load_state_dict_post_hook(MovingWindow._sync_counters)
+        self.reset(generator)
+
+    @staticmethod
+    def _sync_counters(module: MovingWindow, incompatible_keys: object) -> None:
+        module._pointer = int(module.pointer)
+        module._filled = int(module.filled)
+
+    @property
+    def capacity(self) -> int:
+        """``n - k``, the number of stored codes when full."""
+        return self.n - self.k
+
+    def extra_repr(self) -> str:
+        return (
+            f"n={self.n}, k={self.k}, dim={self.dim}, init={self.init!r}, "
+            f"reset_each_epoch={self.reset_each_epoch}, refresh={self.refresh!r}"
+        )
+
+    @torch.no_grad()
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        """Refills the window per ``init`` and moves the write pointer to 0.
+
+        Args:
+            generator: randomness for the ``"prior"`` draws (on CPU or on the window's device).
+        """
+        if self.init == "prior":
+            draw_device = generator.device if generator is not None else self.codes.device
+            draws = torch.randn(
+                self.codes.shape, generator=generator, dtype=self.codes.dtype, device=draw_device
+            )
+            self.codes.copy_(draws)
+        else:
+            self.codes.zero_()
+        self._set_counters(0, 0 if self.init == "fill" else self.capacity)
+
+    def _set_counters(self, pointer: int, filled: int) -> None:
+        self._pointer, self._filled = pointer, filled
+        self.pointer.fill_(pointer)
+        self.filled.fill_(filled)
+
+    def contents(self) -> torch.Tensor:
+        """The stored codes, oldest first: ``(filled, D)``, no gradient."""
+        if self._filled < self.capacity:
+            return self.codes[: self._filled]
+        return torch.roll(self.codes, -self._pointer, dims=0)
+
+    def join(self, z: torch.Tensor) -> torch.Tensor:
+        """``[z ; window]``: the fresh codes, then the stored ones (no gradient through those).
+
+        Args:
+            z: (B, D) fresh codes, B <= k (the last batch of an epoch may be smaller).
+
+        Returns:
+            (B + filled, D) tensor; (n, D) for a full batch and a full window.
+
+        Raises:
+            ValueError: ``z`` is not (B, D) with 1 <= B <= k and D = dim.
+        """
+        self._check_codes(z)
+        stored = self.codes if self._filled == self.capacity else self.codes[: self._filled]
+        return torch.cat([z, stored.to(z.dtype)], dim=0)
+
+    @torch.no_grad()
+    def push(self, z: torch.Tensor) -> None:
+        """Stores ``z.detach()`` over the oldest entries, in order, wrapping around.
+
+        Args:
+            z: (B, D) codes, B <= k.
+        """
+        self._check_codes(z)
+        cap = self.capacity
+        if cap == 0:
+            return
+        b = z.shape[0]
+        start = self._pointer
+        if b > cap:  # only the newest cap rows survive a full wrap
+            start = (start + b - cap) % cap
+            z = z[-cap:]
+            b = cap
+        index = (start + torch.arange(b, device=self.codes.device)) % cap  # (B,)
+        self.codes.index_copy_(0, index, z.detach().to(self.codes.dtype))
+        self._set_counters((start + b) % cap, min(self._filled + b, cap))
+
+    def _check_codes(self, z: torch.Tensor) -> None:
+        if not isinstance(z, torch.Tensor) or z.dim() != 2:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"codes must be a 2-D tensor (B, {self.dim}); got {shape}.")
+        if z.shape[1] != self.dim:
+            raise ValueError(
+                f"codes must have dim={self.dim} features; got {z.shape[1]} (shape {tuple(z.shape)})."
+            )
+        if not 1 <= z.shape[0] <= self.k:
+            raise ValueError(f"codes must have between 1 and k={self.k} rows; got {z.shape[0]}.")

@@ -1,0 +1,132 @@
+"""`distmatch train`, `evaluate` and `sample` from the command line."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from distmatch.cli import main
+
+QUICK = ["--steps", "120", "--log-every", "20", "--eval-points", "200", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_run_on_digits_writes_the_run_folder(digits_run, capsys):
+    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"):
+        assert (digits_run / name).is_file(), name
+    for name in ("samples", "reconstructions", "interpolations", "curves"):
+        assert (digits_run / "figures" / f"{name}.png").is_file(), name
+    config = json.loads((digits_run / "config.json").read_text())["config"]
+    assert (config["model"], config["n"], config["k"], config["dataset"]) == (
+        "cwae",
+        64,
+        1,
+        "digits",
+    )
+
+
+def test_evaluate_writes_eval_json(digits_run, capsys):
+    assert main(["evaluate", str(digits_run), "--points", "200", "--device", "cpu"]) == 0
+    result = json.loads((digits_run / "eval.json").read_text())
+    assert {"rec_error", "wae_distance", "cw_distance"} <= set(result)
+    assert result["rec_error"] > 0
+
+
+def test_sample_writes_a_png_grid_and_a_npy_array(digits_run, tmp_path, capsys):
+    assert main(["sample", str(digits_run), "--num", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 4 * 8
+    assert main(["sample", str(digits_run), "--num", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (5, 1, 8, 8) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_vector_data_samples_as_npy(tmp_path, capsys):
+    data = tmp_path / "points.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32))
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--dataset", str(data), "--model", "swae", *QUICK, "--out", str(out)]) == 0
+    )
+    assert main(["sample", str(out), "--num", "7", "--out", str(tmp_path / "v.npy")]) == 0
+    assert np.load(tmp_path / "v.npy").shape == (7, 5)
+    assert main(["sample", str(out), "--out", str(tmp_path / "v.png")]) == 2
+    assert "this run's samples are vectors" in capsys.readouterr().err
+
+
+def test_resume_from_the_command_line_extends_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "wae", *QUICK, "--out", str(out)]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--steps", "150", "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["step"] == 150
+
+
+def test_default_out_folder_never_overwrites(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--steps", "5", "--no-progress"]) == 0
+    assert main(["train", "--steps", "5", "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "cwae-digits-n64-k1",
+        "cwae-digits-n64-k1-2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--k", "65"], "k must be between 1 and n=64; got k=65"),
+        (["train", "--dataset", "imagenet"], "imagenet"),
+        (["train", "--dataset", "mnist"], "mnist needs --data-dir"),
+        (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
+        (["train", "--resume"], "--resume needs --out"),
+        (["train", "--resume", "--out", "nowhere"], "must be a run folder holding config.json"),
+        (["evaluate", "nowhere"], "must be a run folder holding config.json"),
+        (["sample", "nowhere", "--out", "x.gif"], "--out must end in .png or .npy"),
+        (["sample", "nowhere", "--out", "x.png", "--num", "0"], "--num must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_with_status_2(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--no-progress"] if argv[0] == "train" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.search(re.escape(message), err), err
+
+
+def test_an_existing_run_is_not_touched_without_resume(digits_run, capsys):
+    before = (digits_run / "checkpoint.pt").read_bytes()
+    assert main(["train", *QUICK, "--out", str(digits_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (digits_run / "checkpoint.pt").read_bytes() == before
+
+
+def test_train_help_lists_the_issue_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in (
+        "--model",
+        "--dataset",
+        "--data-dir",
+        "--arch",
+        "--latent-dim",
+        "--n",
+        "--k",
+        "--optimizer",
+        "--lr",
+        "--epochs",
+        "--steps",
+        "--seed",
+        "--eval-every",
+        "--out",
+        "--resume",
+        "--device",
+    ):
+        assert flag in out, flag

@@ -1,0 +1,72 @@
+import math
+
+import pytest
+import torch
+
+from distmatch import distances
+from distmatch.objectives import AutoencoderObjective, reconstruction_errors
+
+
+def batch(gen):
+    x = torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64)
+    x_rec = torch.rand(3, 1, 4, 4, generator=gen, dtype=torch.float64)
+    codes = torch.randn(64, 5, generator=gen, dtype=torch.float64)
+    return x, x_rec, codes
+
+
+def test_reconstruction_root_is_sqrt_of_mean_per_image_sse(gen):
+    x, x_rec, codes = batch(gen)
+    sse = ((x - x_rec) ** 2).sum(dim=(1, 2, 3))
+    parts = AutoencoderObjective("cwae")(x, x_rec, codes)
+    assert float(parts["reconstruction"]) == pytest.approx(math.sqrt(float(sse.mean())), rel=1e-12)
+    parts = AutoencoderObjective("cwae", reconstruction="mean")(x, x_rec, codes)
+    assert float(parts["reconstruction"]) == pytest.approx(float(sse.mean()), rel=1e-12)
+
+
+def test_cwae_cost_is_rec_plus_log_cw(gen):
+    x, x_rec, codes = batch(gen)
+    parts = AutoencoderObjective("cwae", lam=2.0)(x, x_rec, codes)
+    log_cw = math.log(float(distances.cramer_wold_normality(codes)))
+    assert float(parts["distance"]) == pytest.approx(log_cw, rel=1e-12)
+    assert float(parts["loss"]) == pytest.approx(float(parts["reconstruction"]) + 2 * log_cw)
+
+
+def test_wae_cost_uses_a_fresh_prior_sample_of_n_points(gen):
+    x, x_rec, codes = batch(gen)
+    parts = AutoencoderObjective("wae")(x, x_rec, codes, torch.Generator().manual_seed(5))
+    prior = torch.randn(codes.shape, generator=torch.Generator().manual_seed(5), dtype=codes.dtype)
+    assert float(parts["distance"]) == pytest.approx(float(distances.mmd(codes, prior)), rel=1e-12)
+
+
+def test_swae_cost_uses_fresh_prior_and_directions(gen):
+    x, x_rec, codes = batch(gen)
+    parts = AutoencoderObjective("swae")(x, x_rec, codes, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    prior = torch.randn(codes.shape, generator=g, dtype=codes.dtype)
+    expected = distances.sliced_wasserstein(codes, prior, n_projections=50, generator=g)
+    assert float(parts["distance"]) == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("model", ["cwae", "wae", "swae"])
+def test_gradcheck_of_the_whole_cost(model):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 6, generator=gen, dtype=torch.float64)
+    x_rec = torch.rand(2, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    codes = torch.randn(8, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    objective = AutoencoderObjective(model)
+
+    def loss(r, c):
+        return objective(x, r, c, torch.Generator().manual_seed(1))["loss"]
+
+    assert torch.autograd.gradcheck(loss, (x_rec, codes))
+
+
+def test_bad_options_and_shapes():
+    with pytest.raises(ValueError, match="model must be one of 'cwae', 'swae', 'wae'; got 'vae'"):
+        AutoencoderObjective("vae")
+    with pytest.raises(ValueError, match="reconstruction must be one of 'mean', 'root'; got 'l1'"):
+        AutoencoderObjective("wae", reconstruction="l1")
+    with pytest.raises(ValueError, match="lam must be a finite number > 0; got -1"):
+        AutoencoderObjective("wae", lam=-1)
+    with pytest.raises(ValueError, match=r"reconstructions must have the inputs' shape \(2, 3\)"):
+        reconstruction_errors(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -1,0 +1,248 @@
+"""The moving-window training loop: gradients, equivalence with classical batches, resume, errors."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from distmatch.data import load_split
+from distmatch.models import build_autoencoder
+from distmatch.objectives import AutoencoderObjective
+from distmatch.runs import RunDir, RunError
+from distmatch.training import (
+    NonFiniteLossError,
+    TrainConfig,
+    _epoch_order,
+    resumed_config,
+    train,
+)
+from distmatch.window import MovingWindow
+
+FAST = {"log_every": 10, "eval_points": 200, "eval_every": 1}
+
+
+def model_state(run: RunDir) -> dict[str, torch.Tensor]:
+    return torch.load(run.checkpoint, weights_only=True)["model"]
+
+
+def test_gradient_reaches_the_encoder_only_through_the_fresh_codes():
+    torch.manual_seed(0)
+    model = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=4).double()
+    window = MovingWindow(n=16, k=2, dim=4, dtype=torch.float64)
+    window.codes.requires_grad_(False)
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    z = model.encode(x)
+    parts = AutoencoderObjective("cwae")(x, model.decode(z), window.join(z))
+    encoder = list(model.encoder.parameters())
+    grads = torch.autograd.grad(parts["distance"], [z, *encoder], retain_graph=True)
+    through_z = torch.autograd.grad(z, encoder, grad_outputs=grads[0])
+    for full, chained in zip(grads[1:], through_z, strict=True):
+        assert torch.allclose(full, chained, rtol=1e-12, atol=1e-15)
+    assert any(float(g.abs().sum()) > 0 for g in through_z)
+    assert not window.codes.requires_grad
+
+
+def test_k_equal_n_is_classical_minibatch_training_step_for_step(tmp_path):
+    config = TrainConfig(n=8, k=8, steps=40, optimizer="sgd", lr=0.01, latent_dim=4, **FAST)
+    train(config, tmp_path / "run", progress=False)
+    # The same steps written as plain mini-batch CWAE training.
+    data = load_split("digits", "train")
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        model = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    objective = AutoencoderObjective("cwae")
+    order = _epoch_order(config.seed, 0, len(data))
+    for step in range(40):
+        x = data.get_batch(order[step * 8 : (step + 1) * 8])
+        z = model.encode(x)
+        loss = objective(x, model.decode(z), z)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    saved = model_state(RunDir(tmp_path / "run"))
+    for name, value in model.state_dict().items():
+        assert torch.equal(saved[name], value), name
+
+
+def test_run_folder_holds_config_metrics_summary_checkpoint_and_figures(tmp_path):
+    summary = train(TrainConfig(steps=60, **FAST), tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    record = json.loads(run.config.read_text())
+    assert record["config"]["model"] == "cwae" and record["resolved"]["arch"] == "mlp"
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(10, 61, 10))
+    assert {"loss", "reconstruction", "distance"} <= set(rows[0])
+    assert {"rec_error", "wae_distance", "cw_distance"} <= set(rows[-1])
+    assert json.loads(run.summary.read_text()) == summary
+    state = torch.load(run.checkpoint, weights_only=True)
+    assert {"model", "optimizer", "window", "generator", "step"} <= set(state)
+    assert state["step"] == 60 and state["finished"]
+    names = sorted(p.name for p in run.figures.glob("*.png"))
+    assert names == ["curves.png", "interpolations.png", "reconstructions.png", "samples.png"]
+
+
+def test_refresh_reencode_pushes_the_codes_of_the_updated_encoder(tmp_path):
+    for refresh in ("none", "reencode"):
+        config = TrainConfig(steps=1, refresh=refresh, latent_dim=4, lr=0.1, **FAST)
+        train(config, tmp_path / refresh, progress=False)
+    data = load_split("digits", "train")
+    x = data.get_batch(_epoch_order(0, 0, len(data))[:1])
+    stored, after = {}, {}
+    for refresh in ("none", "reencode"):
+        state = torch.load(RunDir(tmp_path / refresh).checkpoint, weights_only=True)
+        model = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=4)
+        model.load_state_dict(state["model"])
+        stored[refresh] = state["window"]["codes"][0]
+        after[refresh] = model.encode(x)[0].detach()
+    assert torch.allclose(stored["reencode"], after["reencode"])
+    assert not torch.allclose(stored["none"], after["none"])
+
+
+@pytest.fixture(scope="module")
+def small_images(tmp_path_factory) -> str:
+    """300 digits as a uint8 .npy: 270 training images, so an epoch is 270 steps at k=1."""
+    from sklearn.datasets import load_digits
+
+    path = tmp_path_factory.mktemp("data") / "digits300.npy"
+    images = load_digits().images[:300] * (255 / 16)
+    np.save(path, images.round().astype(np.uint8))
+    return str(path)
+
+
+def _cli(data, out, *extra):
+    base = [sys.executable, "-m", "distmatch", "train", "--model", "wae", "--dataset", data]
+    options = ["--epochs", "4", "--eval-every", "2", "--eval-points", "100", "--log-every", "25"]
+    return [
+        *base,
+        *options,
+        "--checkpoint-every",
+        "100",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def reference_run(small_images, tmp_path_factory) -> RunDir:
+    run = RunDir(tmp_path_factory.mktemp("reference") / "run")
+    done = subprocess.run(_cli(small_images, run.root), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def _wait_for_step(run: RunDir, step: int, process, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = run.read_metrics()
+        if rows and rows[-1]["step"] >= step:
+            return
+        if process.poll() is not None:
+            pytest.fail(f"training ended early: {process.stderr.read()}")
+        time.sleep(0.02)
+    pytest.fail("training did not reach the step in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_a_kill_is_bit_identical(small_images, reference_run, tmp_path, sig):
+    run = RunDir(tmp_path / "killed")
+    process = subprocess.Popen(
+        _cli(small_images, run.root),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_step(run, 575, process)  # past epoch 2 (540 steps) and its evaluation
+    process.send_signal(sig)
+    process.wait(timeout=60)
+    assert process.returncode == (-9 if sig == signal.SIGKILL else 130)
+    interrupted_at = torch.load(run.checkpoint, weights_only=True)["step"]
+    assert 0 < interrupted_at < 1080
+    resumed = subprocess.run(
+        [*_cli(small_images, run.root), "--resume"], env=ENV, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    ref_state, state = model_state(reference_run), model_state(run)
+    for name in ref_state:
+        assert torch.equal(ref_state[name], state[name]), name
+    assert run.read_metrics() == reference_run.read_metrics()  # every logged number, once
+    ref_summary = json.loads(reference_run.summary.read_text())
+    summary = json.loads(run.summary.read_text())
+    assert {k: v for k, v in summary.items() if "second" not in k} == {
+        k: v for k, v in ref_summary.items() if "second" not in k
+    }
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = TrainConfig(
+        model="wae", optimizer="sgd", lr=1e12, steps=500, checkpoint_every=1, **FAST
+    )
+    with pytest.raises(NonFiniteLossError, match="the loss became NaN or infinite before step"):
+        train(config, tmp_path / "run", progress=False)
+    state = torch.load(RunDir(tmp_path / "run").checkpoint, weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_resume_may_extend_a_finished_run(tmp_path):
+    train(TrainConfig(steps=30, **FAST), tmp_path / "run", progress=False)
+    config = resumed_config(tmp_path / "run", steps=50)
+    summary = train(config, tmp_path / "run", resume=True, progress=False)
+    assert summary["step"] == 50
+
+
+def test_batchnorm_in_a_custom_model_warns_at_small_k(tmp_path):
+    model = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=4)
+    model.encoder.insert(1, torch.nn.BatchNorm1d(64))
+    # BatchNorm cannot even run on one sample in training mode: the warning comes first.
+    with pytest.warns(UserWarning, match="BatchNorm"), contextlib.suppress(ValueError):
+        train(TrainConfig(k=1, steps=1, **FAST), tmp_path / "run", model=model, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"k": 65}, "k must be between 1 and n=64; got k=65"),
+        ({"n": 1}, "n must be >= 2"),
+        ({"model": "vae"}, "model must be one of 'cwae', 'swae', 'wae'; got 'vae'"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of 'adam', 'sgd'; got 'rmsprop'"),
+        ({"lr": 0.0}, "lr must be a finite number > 0; got 0.0"),
+        ({"epochs": 0}, "epochs must be an int >= 1; got 0"),
+        ({"device": "tpu"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
+    ],
+)
+def test_bad_configuration(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        train(TrainConfig(**changes), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path):
+    train(TrainConfig(steps=10, **FAST), tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(RunError, match="already holds a run; use --resume"):
+        train(TrainConfig(steps=10, **FAST), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_rejects_changes_that_would_alter_the_run(tmp_path):
+    train(TrainConfig(steps=10, **FAST), tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="got changes to k: 1 -> 2"):
+        train(TrainConfig(steps=10, k=2, **FAST), tmp_path / "run", resume=True, progress=False)
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    with pytest.raises(RunError, match="must be a run folder holding config.json"):
+        train(TrainConfig(), tmp_path / "empty", resume=True, progress=False)
