@@ -173,8 +173,11 @@ class MovingWindow(nn.Module):
             start = (start + b - cap) % cap
             z = z[-cap:]
             b = cap
-        index = (start + torch.arange(b, device=self.codes.device)) % cap  # (B,)
-        self.codes.index_copy_(0, index, z.detach().to(self.codes.dtype))
+        z = z.detach().to(self.codes.dtype)
+        head = min(b, cap - start)  # rows up to the end of the buffer, then wrap to the front
+        self.codes[start : start + head] = z[:head]
+        if head < b:
+            self.codes[: b - head] = z[head:]
         self._set_counters((start + b) % cap, min(self._filled + b, cap))
 
     def _check_codes(self, z: torch.Tensor) -> None:

@@ -31,8 +31,8 @@ def check_samples(x: object, name: str = "x", *, min_points: int = 1) -> torch.T
         raise ValueError(f"{name} must have at least {min_points} points; got {x.shape[0]}.")
     if x.shape[1] < 1:
         raise ValueError(f"{name} must have at least 1 feature; got shape {tuple(x.shape)}.")
-    bad = int((~torch.isfinite(x.detach())).sum())
-    if bad:
+    if not bool(torch.isfinite(x.detach()).all()):
+        bad = int((~torch.isfinite(x.detach())).sum())
         raise ValueError(f"{name} must contain only finite values; got {bad} NaN or inf entries.")
     return x
 

@@ -20,9 +20,9 @@ import math
 import torch
 
 from ._checks import check_pair, check_positive, check_samples
-from .kernels import squared_distances
+from ._fused import fused, pair_sum
 
-__all__ = ["cramer_wold", "cramer_wold_normality", "phi", "silverman_gamma"]
+__all__ = ["cramer_wold", "cramer_wold_normality", "phi", "phi_and_derivative", "silverman_gamma"]
 
 
 def silverman_gamma(n: float) -> float:
@@ -57,11 +57,24 @@ def phi(s: torch.Tensor, dim: int) -> torch.Tensor:
     Returns:
         tensor of ``s``'s shape.
     """
+    return phi_and_derivative(s, dim)[0]
+
+
+def phi_and_derivative(s: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``phi_D(s)`` and ``phi_D'(s)``, in the forms of :func:`phi`.
+
+    D = 1: ``-exp(-s)``; D = 2: ``(i1e(s/2) - i0e(s/2)) / 2``; D >= 3:
+    ``-(a/2) (1 + a s)^(-3/2)`` with ``a = 4 / (2D - 3)``.
+    """
     if dim == 1:
-        return torch.exp(-s)
+        value = torch.exp(-s)
+        return value, -value
     if dim == 2:
-        return torch.special.i0e(s / 2.0)
-    return torch.rsqrt(1.0 + 4.0 * s / (2.0 * dim - 3.0))
+        value = torch.special.i0e(s / 2.0)
+        return value, 0.5 * (torch.special.i1e(s / 2.0) - value)
+    a = 4.0 / (2.0 * dim - 3.0)
+    value = torch.rsqrt(1.0 + a * s)
+    return value, -0.5 * a * value**3
 
 
 def _gamma(gamma: float | None, n: float) -> float:
@@ -105,14 +118,25 @@ def cramer_wold_normality(
     check_samples(z, "z")
     n, dim = z.shape
     gamma = _gamma(gamma, n)
-    pairs = phi(squared_distances(z, z) / (4.0 * gamma), dim).sum()  # sum over (N, N)
-    norms = phi((z * z).sum(dim=1) / (2.0 + 4.0 * gamma), dim).sum()  # sum over (N,)
-    value = (
-        pairs / (n * n * math.sqrt(gamma))
-        + 1.0 / math.sqrt(1.0 + gamma)
-        - 2.0 * norms / (n * math.sqrt(gamma + 0.5))
-    )
-    return value / (2.0 * math.sqrt(math.pi)) if scaled else value
+    scale = 1.0 / (2.0 * math.sqrt(math.pi)) if scaled else 1.0
+
+    def pairs_profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, slope = phi_and_derivative(d2 / (4.0 * gamma), dim)
+        return value, slope / (4.0 * gamma)
+
+    def compute(z, *, needs):
+        pairs, grad, _ = pair_sum(
+            z, None, pairs_profile, scale / (n * n * math.sqrt(gamma)), needs=(*needs, False)
+        )
+        r2 = (z * z).sum(dim=1)  # (N,)
+        value, slope = phi_and_derivative(r2 / (2.0 + 4.0 * gamma), dim)  # (N,)
+        w = -2.0 * scale / (n * math.sqrt(gamma + 0.5))
+        total = pairs + scale / math.sqrt(1.0 + gamma) + w * value.sum()
+        if needs[0]:
+            grad = grad + (2.0 * w / (2.0 + 4.0 * gamma)) * slope[:, None] * z  # (N, D)
+        return total, (grad,)
+
+    return fused(compute, (z,))
 
 
 def cramer_wold(
@@ -153,10 +177,20 @@ def cramer_wold(
     check_samples(x, "x")
     check_samples(y, "y")
     check_pair(x, y)
-    dim = x.shape[1]
-    gamma = _gamma(gamma, (x.shape[0] + y.shape[0]) / 2.0)
-    xx = phi(squared_distances(x, x) / (4.0 * gamma), dim).mean()  # mean over (N, N)
-    yy = phi(squared_distances(y, y) / (4.0 * gamma), dim).mean()  # mean over (M, M)
-    xy = phi(squared_distances(x, y) / (4.0 * gamma), dim).mean()  # mean over (N, M)
-    value = (xx + yy - 2.0 * xy) / math.sqrt(gamma)
-    return value / (2.0 * math.sqrt(math.pi)) if scaled else value
+    (n, dim), m = x.shape, y.shape[0]
+    gamma = _gamma(gamma, (n + m) / 2.0)
+    scale = (1.0 / (2.0 * math.sqrt(math.pi)) if scaled else 1.0) / math.sqrt(gamma)
+
+    def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, slope = phi_and_derivative(d2 / (4.0 * gamma), dim)
+        return value, slope / (4.0 * gamma)
+
+    def compute(x, y, *, needs):
+        xx, g_xx, _ = pair_sum(x, None, profile, scale / (n * n), needs=needs)
+        yy, g_yy, _ = pair_sum(y, None, profile, scale / (m * m), needs=needs[::-1])
+        xy, g_x, g_y = pair_sum(x, y, profile, -2.0 * scale / (n * m), needs=needs)
+        grad_x = g_xx + g_x if needs[0] else None
+        grad_y = g_yy + g_y if needs[1] else None
+        return xx + yy + xy, (grad_x, grad_y)
+
+    return fused(compute, (x, y))

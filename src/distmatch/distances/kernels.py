@@ -1,8 +1,10 @@
 """Kernels on sample pairs, as functions of squared Euclidean distances.
 
 Each kernel maps a matrix of squared distances ``d2 = |x_i - y_j|^2`` to the kernel matrix, summed
-over a tuple of scales ``s``. ``bandwidth`` enters every kernel the same way: it multiplies each scale,
-so a kernel with ``bandwidth=b`` and scales ``s`` equals one with ``bandwidth=1`` and scales ``b*s``.
+over a tuple of scales ``s``, and returns its derivative with respect to ``d2`` beside it (the
+distances build their gradients in closed form from it). ``bandwidth`` enters every kernel the same
+way: it multiplies each scale, so a kernel with ``bandwidth=b`` and scales ``s`` equals one with
+``bandwidth=1`` and scales ``b*s``.
 
 ``KERNELS`` is the table of contents: name -> (kernel function, default scales).
 """
@@ -43,10 +45,11 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def imq_kernel(
     d2: torch.Tensor, dim: int, bandwidth: float, scales: tuple[float, ...]
-) -> torch.Tensor:
-    """Inverse multiquadratic kernel of WAE-MMD, summed over scales.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse multiquadratic kernel of WAE-MMD, summed over scales, and its derivative.
 
-    ``k(x, y) = sum_s C_s / (C_s + |x - y|^2)``,  ``C_s = 2 * D * bandwidth^2 * s``
+    ``k(x, y) = sum_s C_s / (C_s + |x - y|^2)``,  ``C_s = 2 * D * bandwidth^2 * s``;
+    ``dk/d(d2) = -sum_s C_s / (C_s + d2)^2``
 
     (Tolstikhin et al., "Wasserstein Auto-Encoders", ICLR 2018; ``bandwidth^2`` is the variance of
     the isotropic Gaussian prior, 1 for N(0, I).)
@@ -58,22 +61,26 @@ def imq_kernel(
         scales: the factors ``s``.
 
     Returns:
-        (N, M) kernel matrix.
+        ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
     """
     base = 2.0 * dim * bandwidth**2
     k = torch.zeros_like(d2)  # (N, M)
+    dk = torch.zeros_like(d2)  # (N, M)
     for s in scales:
         c = base * s
-        k = k + c / (c + d2)
-    return k
+        t = c / (c + d2)  # (N, M)
+        k += t
+        dk -= t * t / c
+    return k, dk
 
 
 def gaussian_kernel(
     d2: torch.Tensor, dim: int, bandwidth: float, scales: tuple[float, ...]
-) -> torch.Tensor:
-    """Gaussian kernel, summed over scales.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian kernel, summed over scales, and its derivative.
 
-    ``k(x, y) = sum_s exp(-|x - y|^2 / (2 * (bandwidth * s)^2))``
+    ``k(x, y) = sum_s exp(-|x - y|^2 / (2 * (bandwidth * s)^2))``;
+    ``dk/d(d2) = -sum_s exp(...) / (2 * (bandwidth * s)^2)``
 
     ``bandwidth * s`` is the kernel's standard deviation (not its variance).
 
@@ -84,16 +91,22 @@ def gaussian_kernel(
         scales: the factors ``s``.
 
     Returns:
-        (N, M) kernel matrix.
+        ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
     """
     del dim
     k = torch.zeros_like(d2)  # (N, M)
+    dk = torch.zeros_like(d2)  # (N, M)
     for s in scales:
-        k = k + torch.exp(-d2 / (2.0 * (bandwidth * s) ** 2))
-    return k
+        two_var = 2.0 * (bandwidth * s) ** 2
+        t = torch.exp(-d2 / two_var)  # (N, M)
+        k += t
+        dk -= t / two_var
+    return k, dk
 
 
-KernelFn = Callable[[torch.Tensor, int, float, tuple[float, ...]], torch.Tensor]
+KernelFn = Callable[
+    [torch.Tensor, int, float, tuple[float, ...]], tuple[torch.Tensor, torch.Tensor]
+]
 
 KERNELS: dict[str, tuple[KernelFn, tuple[float, ...]]] = {
     "imq": (imq_kernel, WAE_SCALES),

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 
 from ._checks import check_choice, check_pair, check_positive, check_samples, check_scales
-from .kernels import KERNELS, squared_distances
+from ._fused import fused, pair_sum
+from .kernels import KERNELS
 
 __all__ = ["ESTIMATORS", "mmd"]
 
@@ -76,13 +77,19 @@ def mmd(
 
     n, dim = x.shape
     m = y.shape[0]
-    k_xx = kernel_fn(squared_distances(x, x), dim, bandwidth, scales)  # (N, N)
-    k_yy = kernel_fn(squared_distances(y, y), dim, bandwidth, scales)  # (M, M)
-    k_xy = kernel_fn(squared_distances(x, y), dim, bandwidth, scales)  # (N, M)
-    if estimator == "unbiased":
-        xx = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))
-        yy = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    else:
-        xx = k_xx.sum() / (n * n)
-        yy = k_yy.sum() / (m * m)
-    return xx + yy - 2.0 * k_xy.sum() / (n * m)
+    unbiased = estimator == "unbiased"
+
+    def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return kernel_fn(d2, dim, bandwidth, scales)
+
+    def compute(x, y, *, needs):
+        w_xx = 1.0 / (n * (n - 1)) if unbiased else 1.0 / (n * n)
+        w_yy = 1.0 / (m * (m - 1)) if unbiased else 1.0 / (m * m)
+        xx, g_xx, _ = pair_sum(x, None, profile, w_xx, exclude_diagonal=unbiased, needs=needs)
+        yy, g_yy, _ = pair_sum(y, None, profile, w_yy, exclude_diagonal=unbiased, needs=needs[::-1])
+        xy, g_x, g_y = pair_sum(x, y, profile, -2.0 / (n * m), needs=needs)
+        grad_x = g_xx + g_x if needs[0] else None
+        grad_y = g_yy + g_y if needs[1] else None
+        return xx + yy + xy, (grad_x, grad_y)
+
+    return fused(compute, (x, y))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_pair, check_positive, check_positive_int, check_samples
+from ._fused import fused
 
 __all__ = ["random_projections", "sliced_wasserstein"]
 
@@ -61,7 +62,8 @@ def sliced_wasserstein(
         y: (N, D) samples, same size, D, dtype and device.
         n_projections: L, the number of random directions (ignored when ``projections`` is given).
         p: exponent >= 1.
-        projections: optional (D, L) tensor of directions (used as given, not normalised).
+        projections: optional (D, L) tensor of directions (used as given, not normalised, and
+            treated as a constant: no gradient flows to it).
         generator: randomness for drawing directions when ``projections`` is None.
 
     Returns:
@@ -101,6 +103,19 @@ def sliced_wasserstein(
                 f"projections must have shape (D, L) with D={dim}; got {tuple(projections.shape)}."
             )
         projections = projections.to(dtype=x.dtype, device=x.device)
-    x_proj = torch.sort(x @ projections, dim=0).values  # (N, L)
-    y_proj = torch.sort(y @ projections, dim=0).values  # (N, L)
-    return (x_proj - y_proj).abs().pow(p).mean()
+    theta = projections  # (D, L), a constant: no gradient flows to the directions
+
+    def compute(x, y, *, needs):
+        x_sorted, x_order = torch.sort(x @ theta, dim=0)  # (N, L)
+        y_sorted, y_order = torch.sort(y @ theta, dim=0)  # (N, L)
+        diff = x_sorted - y_sorted  # (N, L)
+        value = diff.abs().pow(p).mean()
+        # d/d(diff) of the mean, then back through the sort permutations and the projection.
+        slope = (p / diff.numel()) * diff.abs().pow(p - 1) * diff.sign()  # (N, L)
+        grad_x = torch.zeros_like(slope).scatter_(0, x_order, slope) @ theta.T if needs[0] else None
+        grad_y = (
+            torch.zeros_like(slope).scatter_(0, y_order, -slope) @ theta.T if needs[1] else None
+        )
+        return value, (grad_x, grad_y)
+
+    return fused(compute, (x, y))

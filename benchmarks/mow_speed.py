@@ -1,0 +1,95 @@
+"""Time per training step of moving-window training against a plain batch-of-one step.
+
+``mnist_mlp`` (z = 20), k = 1, plain SGD, synthetic 28x28 inputs. Modes:
+
+- ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
+- ``cwae``, ``wae``, ``swae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
+  including the window's join and push.
+
+The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` times, in one
+process; each block's time is divided by the plain block beside it, and the median ratio is reported
+(machines here are noisy, so only ratios measured side by side are compared).
+
+    python benchmarks/mow_speed.py --rounds 15 --block 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from distmatch.models import build_autoencoder
+from distmatch.objectives import AutoencoderObjective
+from distmatch.window import MovingWindow
+
+
+def make_step(mode: str, n: int, k: int, generator: torch.Generator):
+    torch.manual_seed(0)
+    model = build_autoencoder("mnist_mlp", sample_shape=(1, 28, 28))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0025)
+    objective = None if mode == "plain" else AutoencoderObjective(mode)
+    window = None if mode == "plain" else MovingWindow(n=n, k=k, dim=model.latent_dim)
+    data = torch.rand(512, 1, 28, 28, generator=generator)
+    position = [0]
+
+    def step() -> None:
+        i = position[0] % (len(data) - k)
+        position[0] += k
+        x = data[i : i + k]
+        z = model.encode(x)
+        rec = model.decode(z)
+        if window is None:
+            loss = (rec - x).pow(2).flatten(1).sum(1).mean().sqrt()
+        else:
+            loss = objective(x, rec, window.join(z), generator)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if window is not None:
+            window.push(z)
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--k", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--block", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(0)
+    modes = ["plain", "cwae", "wae", "swae"]
+    steps = {mode: make_step(mode, args.n, args.k, gen) for mode in modes}
+    for step in steps.values():  # warm up
+        for _ in range(50):
+            step()
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(args.rounds):
+        for mode in modes:
+            start = time.perf_counter()
+            for _ in range(args.block):
+                steps[mode]()
+            times[mode].append((time.perf_counter() - start) / args.block)
+    print(
+        f"mnist_mlp, k = {args.k}, n = {args.n}, {args.threads} thread(s), "
+        f"{args.rounds} rounds of {args.block} steps; median over rounds"
+    )
+    print("| mode | ms / step | ratio to plain (median of per-round ratios) |")
+    print("|---|---|---|")
+    for mode in modes:
+        ratios = [t / p for t, p in zip(times[mode], times["plain"], strict=True)]
+        print(
+            f"| {mode} | {1e3 * statistics.median(times[mode]):.3f} | {statistics.median(ratios):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
