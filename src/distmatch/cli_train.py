@@ -167,12 +167,13 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from .config import resolve_device
     from .data import load_split
     from .metrics import evaluate_autoencoder
     from .runs import RunDir
-    from .training import _resolve_device, load_autoencoder
+    from .training import load_autoencoder
 
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     record, model = load_autoencoder(args.run, device=device)
     config = record["config"]
     data_dir = args.data_dir if args.data_dir is not None else config["data_dir"]
@@ -207,15 +208,16 @@ def run_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ._io import atomic_path
+    from .config import resolve_device
     from .plots import decode_chunked, save_image_grid
-    from .training import _resolve_device, load_autoencoder
+    from .training import load_autoencoder
 
     if args.num < 1:
         raise UsageError(f"--num must be >= 1; got {args.num}.")
     suffix = args.out.suffix.lower()
     if suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     record, model = load_autoencoder(args.run, device=device)
     if suffix == ".png" and not record["resolved"]["is_image"]:
         raise UsageError(

@@ -1,0 +1,159 @@
+"""The configuration of a moving-window training run, and what may change when it resumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import torch
+
+from .distances._checks import check_choice, check_positive, check_positive_int
+from .objectives import LATENT_DISTANCES, RECONSTRUCTIONS
+from .runs import RunDir, RunError
+from .window import INITS, REFRESHES
+
+__all__ = [
+    "DEFAULT_ARCH",
+    "RESUMABLE_FIELDS",
+    "TrainConfig",
+    "check_resumable",
+    "resolve_device",
+    "resumed_config",
+]
+
+DEFAULT_ARCH = {
+    "digits": "mlp",
+    "mnist": "mnist_mlp",
+    "fashion_mnist": "fmnist_conv",
+    "cifar10": "cifar_conv",
+    "celeba": "celeba_conv",
+    "ffhq": "ffhq_conv",
+}
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a moving-window training run."""
+
+    # what to train
+    model: str = "cwae"  # latent distance: cwae | wae | swae
+    dataset: str = "digits"  # a registry name (see distmatch.data) or a .npy path
+    data_dir: str | None = None  # folder (or zip) holding the data set's files
+    arch: str | None = None  # None: the data set's default architecture (DEFAULT_ARCH)
+    latent_dim: int | None = None  # None: the architecture's default
+    image_size: int | None = None  # None: the data set's default side (celeba 64, ffhq 1024)
+    # moving window
+    n: int = 64  # codes the distance term sees
+    k: int = 1  # fresh codes per step, i.e. the batch size; k == n: classical batches
+    window_init: str = "prior"  # prior | zeros | fill
+    reset_each_epoch: bool = True  # refill the window at the start of every epoch
+    refresh: str = "none"  # none: push the pre-update codes; reencode: encode again after the step
+    # cost
+    lam: float = 1.0  # weight of the distance term
+    reconstruction: str = "root"  # root: sqrt(mean SSE), the reference's; mean: mean SSE
+    # optimisation
+    optimizer: str = "adam"  # adam | sgd (plain gradient descent, as the reference)
+    lr: float = 1e-3  # learning rate
+    epochs: int = 20  # full passes over the training split
+    steps: int | None = None  # total optimizer steps; when set it replaces epochs
+    seed: int = 0  # seeds initialisation, epoch order, window and prior draws
+    # evaluation and output
+    eval_every: int = (
+        5  # epochs between evaluations and figures (also after epoch 1 and at the end)
+    )
+    eval_points: int = 2000  # test codes per distance estimate, as in the paper
+    log_every: int = 100  # steps per row of metrics.jsonl
+    checkpoint_every: int = 5000  # steps between checkpoints (also after every evaluation)
+    checkpoint_minutes: float = 5.0  # and at least this often
+    device: str = "auto"  # auto: cuda when available, else cpu
+
+    def validate(self) -> TrainConfig:
+        """Checks every field; returns ``self``.
+
+        Raises:
+            ValueError, TypeError: a field out of range (the message names it).
+        """
+        check_choice(self.model, "model", LATENT_DISTANCES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_choice(self.window_init, "window_init", INITS)
+        check_choice(self.refresh, "refresh", REFRESHES)
+        check_choice(self.reconstruction, "reconstruction", RECONSTRUCTIONS)
+        check_positive_int(self.n, "n")
+        check_positive_int(self.k, "k")
+        if self.n < 2:
+            raise ValueError(
+                f"n must be >= 2 (the MMD estimator needs two points); got n={self.n}."
+            )
+        if self.k > self.n:
+            raise ValueError(f"k must be between 1 and n={self.n}; got k={self.k}.")
+        check_positive(self.lr, "lr")
+        check_positive(self.lam, "lam")
+        check_positive(self.checkpoint_minutes, "checkpoint_minutes")
+        for name in ("epochs", "eval_every", "eval_points", "log_every", "checkpoint_every"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("steps", "latent_dim", "image_size"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        return self
+
+
+# Fields that may change when a run is resumed (they do not alter the trajectory so far).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "epochs",
+        "steps",
+        "eval_every",
+        "log_every",
+        "checkpoint_every",
+        "checkpoint_minutes",
+        "device",
+    }
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {name!r}."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be available; got {name!r} but CUDA is not available here.")
+    return device
+
+
+_DEFAULTS = dataclasses.asdict(TrainConfig())
+
+
+def check_resumable(saved: dict[str, Any], given: TrainConfig) -> None:
+    """Raises unless ``given`` equals the saved configuration outside the resumable fields."""
+    fields = dataclasses.asdict(given)
+    changed = sorted(
+        k for k, v in fields.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v
+    )
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {fields[k]!r}" for k in changed)
+        raise RunError(
+            "a resumed run must keep its configuration except "
+            f"{', '.join(sorted(RESUMABLE_FIELDS))}; got changes to {detail}."
+        )
+
+
+def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
+    """The configuration saved in the run folder ``out``, with ``overrides`` applied.
+
+    Raises:
+        RunError: ``out`` is not a run folder.
+        TypeError: an override that is not a field of :class:`TrainConfig`.
+    """
+    run = RunDir(out)
+    saved = run.read_json(run.config)["config"]
+    unknown = sorted(set(overrides) - set(_DEFAULTS))
+    if unknown:
+        raise TypeError(f"overrides must be fields of TrainConfig; got {', '.join(unknown)}.")
+    return dataclasses.replace(TrainConfig(**saved), **overrides)

@@ -1,0 +1,293 @@
+"""The objects of one moving-window training run and their bookkeeping.
+
+:class:`RunState` builds the data, model, window, optimizer and objective of a run, writes and
+restores its checkpoint, logs, evaluates and summarises; the loop itself is
+:func:`distmatch.training.train`. :func:`load_autoencoder` rebuilds a trained model from its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .config import DEFAULT_ARCH, TrainConfig, check_resumable, resolve_device
+from .data import SampleSet, describe, load_split
+from .metrics import evaluate_autoencoder
+from .models import Autoencoder, build_autoencoder, warn_if_batchnorm
+from .objectives import AutoencoderObjective
+from .runs import RunDir, RunError
+from .window import MovingWindow
+
+__all__ = ["Meter", "NonFiniteLossError", "RunState", "load_autoencoder"]
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Meter:
+    """Sums of the loss parts over the current logging interval (kept in the checkpoint)."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.sums: dict[str, float] = dict(state.get("sums", {}))
+        self.count: int = int(state.get("count", 0))
+        self._pending: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, parts: dict[str, torch.Tensor]) -> None:
+        for key, value in parts.items():
+            self._pending.setdefault(key, []).append(value.detach())
+        self.count += 1
+
+    def _collect(self) -> None:
+        for key, values in self._pending.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(torch.stack(values).double().sum())
+        self._pending = {}
+
+    def state(self) -> dict[str, Any]:
+        self._collect()
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def finite(self) -> bool:
+        self._collect()
+        return all(math.isfinite(v) for v in self.sums.values())
+
+    def flush(self) -> dict[str, float]:
+        self._collect()
+        means = {key: total / max(self.count, 1) for key, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+class RunState:
+    """The objects of one run and their bookkeeping; built by :meth:`start`."""
+
+    config: TrainConfig
+    run: RunDir
+    train_set: SampleSet
+    test_set: SampleSet
+    model: nn.Module
+    window: MovingWindow
+    step: int
+    epoch: int
+    batch: int
+
+    @classmethod
+    def start(
+        cls, config: TrainConfig, run: RunDir, *, resume: bool, model: nn.Module | None
+    ) -> RunState:
+        s = cls()
+        state = None
+        if resume:
+            check_resumable(run.read_json(run.config)["config"], config)
+            state = run.load_checkpoint()
+        elif run.checkpoint.exists() or run.config.exists():
+            raise RunError(
+                f"'{run.root}' already holds a run; use --resume to continue it "
+                "or choose another --out."
+            )
+        s.config, s.run = config.validate(), run
+        s.device = resolve_device(config.device)
+        s.train_set = load_split(config.dataset, "train", **s._data_options())
+        s.test_set = load_split(config.dataset, "test", **s._data_options())
+        log.info("%s; %s", describe(s.train_set), describe(s.test_set))
+        s.model = (model if model is not None else s._build_model()).to(s.device)
+        if model is not None:
+            warn_if_batchnorm(model, config.k)
+        s.generator = torch.Generator(device=s.device).manual_seed(config.seed + 1)
+        s.window = MovingWindow(
+            config.n,
+            config.k,
+            int(s.model.latent_dim),
+            init=config.window_init,
+            reset_each_epoch=config.reset_each_epoch,
+            refresh=config.refresh,
+            generator=s.generator,
+            device=s.device,
+        )
+        params = s.model.parameters()
+        s.optimizer = (
+            torch.optim.Adam(params, lr=config.lr)
+            if config.optimizer == "adam"
+            else torch.optim.SGD(params, lr=config.lr)
+        )
+        s.objective = AutoencoderObjective(
+            config.model, lam=config.lam, reconstruction=config.reconstruction
+        )
+        s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
+        s.total_steps = config.steps or config.epochs * s.steps_per_epoch
+        s.step = s.epoch = s.batch = 0
+        s.meter, s.elapsed = Meter(), 0.0
+        s.started, s.last_save = time.perf_counter(), time.monotonic()
+        if state is None:
+            s.run.write_json(s.run.config, s._config_record(custom=model is not None))
+            s.save()  # step 0: a run can be resumed from its very start
+        else:
+            s._restore(state)
+        s.step_at_save = s.step
+        return s
+
+    def _data_options(self) -> dict[str, Any]:
+        return {"data_dir": self.config.data_dir, "image_size": self.config.image_size}
+
+    def _build_model(self) -> Autoencoder:
+        cfg = self.config
+        arch = cfg.arch or DEFAULT_ARCH.get(cfg.dataset, "mlp")
+        # Initialise from the run's seed without touching the global random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            return build_autoencoder(
+                arch, sample_shape=tuple(self.train_set.sample_shape), latent_dim=cfg.latent_dim
+            )
+
+    def _config_record(self, *, custom: bool) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "resolved": {
+                "arch": None if custom else self.model.arch,
+                "latent_dim": int(self.model.latent_dim),
+                "sample_shape": list(self.train_set.sample_shape),
+                "is_image": bool(self.train_set.is_image),
+                "train_size": len(self.train_set),
+                "test_size": len(self.test_set),
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+            },
+            "distmatch_version": __version__,
+        }
+
+    # ------------------------------------------------------------------------- checkpoints
+    def save(self) -> None:
+        """Writes the checkpoint, unless the loss has gone non-finite since the last one."""
+        if not self.meter.finite():
+            raise NonFiniteLossError(
+                f"the loss became NaN or infinite before step {self.step} "
+                f"({self.config.model}, {self.config.optimizer}, lr={self.config.lr}); the run "
+                f"stopped and {self.run.checkpoint} keeps step {self.step_at_save}. "
+                "Try a smaller --lr."
+            )
+        self.run.save_checkpoint(
+            {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "window": self.window.state_dict(),
+                "generator": self.generator.get_state(),
+                "global_rng": torch.get_rng_state(),
+                "meter": self.meter.state(),
+                "elapsed": self.elapsed + time.perf_counter() - self.started,
+                "finished": self.step >= self.total_steps,
+            }
+        )
+        self.last_save, self.step_at_save = time.monotonic(), self.step
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.window.load_state_dict(state["window"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["global_rng"])
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.meter, self.elapsed = Meter(state["meter"]), float(state["elapsed"])
+        self.run.truncate_metrics(self.step)
+        log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
+
+    def checkpoint_due(self) -> bool:
+        cfg = self.config
+        return (
+            self.step - self.step_at_save >= cfg.checkpoint_every
+            or time.monotonic() - self.last_save >= 60 * cfg.checkpoint_minutes
+        )
+
+    # ----------------------------------------------------------------------- logging, eval
+    def log_interval(self) -> dict[str, str]:
+        """Writes the mean loss parts of the interval to metrics.jsonl; returns them for the bar."""
+        if not self.meter.finite():
+            self.save()  # raises NonFiniteLossError, keeping the last good checkpoint
+        means = self.meter.flush()
+        row = {"kind": "train", "step": self.step, "epoch": self.epoch, **means}
+        self.run.append_metrics(row)
+        return {key: f"{value:.4g}" for key, value in means.items()}
+
+    def evaluation_due(self) -> bool:
+        every = self.config.eval_every
+        return self.epoch == 1 or self.epoch % every == 0 or self.step >= self.total_steps
+
+    def evaluate(self) -> dict[str, float]:
+        """Paper metrics on the test split, a metrics row, and fresh figures."""
+        from .plots import save_autoencoder_figures, save_training_curves
+
+        gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
+        metrics = evaluate_autoencoder(
+            self.model,
+            self.test_set,
+            generator=gen,
+            points=self.config.eval_points,
+            device=self.device,
+        )
+        self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
+        log.info("step %d: %s", self.step, metrics)
+        save_autoencoder_figures(
+            self.model, self.test_set, self.run.figures, seed=self.config.seed, device=self.device
+        )
+        save_training_curves(self.run.read_metrics(), self.run.figures / "curves.png")
+        return metrics
+
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation (unless the last epoch just had one) and ``summary.json``."""
+        rows = self.run.read_metrics()
+        evals = [r for r in rows if r.get("kind") == "eval"]
+        if not evals or evals[-1]["step"] != self.step:
+            self.evaluate()
+            evals = [r for r in self.run.read_metrics() if r.get("kind") == "eval"]
+        seconds = self.elapsed + time.perf_counter() - self.started
+        final = {k: v for k, v in evals[-1].items() if k not in ("kind", "step", "epoch")}
+        summary = {
+            **final,
+            "step": self.step,
+            "epochs": self.step / self.steps_per_epoch,
+            "train_seconds": round(seconds, 3),
+            "steps_per_second": round(self.step / seconds, 2) if seconds > 0 else None,
+        }
+        self.run.write_json(self.run.summary, summary)
+        return summary
+
+
+# ------------------------------------------------------------------------- reloading a run
+
+
+def load_autoencoder(
+    out: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Autoencoder]:
+    """Rebuilds the trained autoencoder of a run folder from its config and checkpoint.
+
+    Returns:
+        ``(record, model)``: the content of ``config.json`` and the model in eval mode.
+
+    Raises:
+        RunError: not a run folder, a run of a custom model, or an unreadable checkpoint.
+    """
+    run = RunDir(out)
+    record = run.read_json(run.config)
+    resolved = record.get("resolved", {})
+    if not resolved.get("arch"):
+        raise RunError(f"'{run.root}' was trained with a custom model; rebuild it in Python.")
+    model = build_autoencoder(
+        resolved["arch"],
+        sample_shape=tuple(resolved["sample_shape"]),
+        latent_dim=resolved["latent_dim"],
+    )
+    model.load_state_dict(run.load_checkpoint(map_location=device)["model"])
+    return record, model.to(device).eval()
