@@ -127,7 +127,7 @@ class RunState:
         s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
         s.total_steps = config.steps or config.epochs * s.steps_per_epoch
         s.step = s.epoch = s.batch = 0
-        s.meter, s.elapsed = Meter(), 0.0
+        s.meter, s.elapsed, s.eval_seconds = Meter(), 0.0, 0.0
         s.started, s.last_save = time.perf_counter(), time.monotonic()
         if state is None:
             s.run.write_json(s.run.config, s._config_record(custom=model is not None))
@@ -188,6 +188,7 @@ class RunState:
                 "global_rng": torch.get_rng_state(),
                 "meter": self.meter.state(),
                 "elapsed": self.elapsed + time.perf_counter() - self.started,
+                "eval_seconds": self.eval_seconds,
                 "finished": self.step >= self.total_steps,
             }
         )
@@ -201,6 +202,7 @@ class RunState:
         torch.set_rng_state(state["global_rng"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.meter, self.elapsed = Meter(state["meter"]), float(state["elapsed"])
+        self.eval_seconds = float(state["eval_seconds"])
         self.run.truncate_metrics(self.step)
         log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
 
@@ -229,6 +231,7 @@ class RunState:
         """Paper metrics on the test split, a metrics row, and fresh figures."""
         from .plots import save_autoencoder_figures, save_training_curves
 
+        started = time.perf_counter()
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
         metrics = evaluate_autoencoder(
             self.model,
@@ -243,6 +246,7 @@ class RunState:
             self.model, self.test_set, self.run.figures, seed=self.config.seed, device=self.device
         )
         save_training_curves(self.run.read_metrics(), self.run.figures / "curves.png")
+        self.eval_seconds += time.perf_counter() - started
         return metrics
 
     def finish(self) -> dict[str, Any]:
@@ -253,13 +257,15 @@ class RunState:
             self.evaluate()
             evals = [r for r in self.run.read_metrics() if r.get("kind") == "eval"]
         seconds = self.elapsed + time.perf_counter() - self.started
+        training = seconds - self.eval_seconds
         final = {k: v for k, v in evals[-1].items() if k not in ("kind", "step", "epoch")}
         summary = {
             **final,
             "step": self.step,
             "epochs": self.step / self.steps_per_epoch,
-            "train_seconds": round(seconds, 3),
-            "steps_per_second": round(self.step / seconds, 2) if seconds > 0 else None,
+            "wall_seconds": round(seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "steps_per_second": round(self.step / training, 2) if training > 0 else None,
         }
         self.run.write_json(self.run.summary, summary)
         return summary
