@@ -35,6 +35,7 @@ def pair_sum(
     *,
     exclude_diagonal: bool = False,
     needs: tuple[bool, bool] = (True, True),
+    center: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """``weight * sum_{i,j} k(|u_i - v_j|^2)`` and its gradients with respect to ``u`` and ``v``.
 
@@ -45,15 +46,20 @@ def pair_sum(
         weight: factor of the sum.
         exclude_diagonal: leave out ``i == j`` (within ``u`` only).
         needs: which gradients to compute (``u``, ``v``).
+        center: subtract the mean of ``u`` from both samples first. Distances do not change and
+            round-off shrinks to the spread of the data; skip it for points near the origin.
 
     Returns:
         ``(value, grad_u, grad_v)``; a gradient is ``None`` where not needed (``grad_v`` always for
         ``v=None``).
     """
     same = v is None
-    centre = u.mean(dim=0, keepdim=True)  # distances do not move; round-off shrinks
-    uc = u - centre  # (N, D)
-    vc = uc if same else v - centre  # (M, D)
+    if center:
+        centre = u.mean(dim=0, keepdim=True)  # (1, D)
+        uc = u - centre  # (N, D)
+        vc = uc if same else v - centre  # (M, D)
+    else:
+        uc, vc = u, (u if same else v)
     u2 = (uc * uc).sum(dim=1)  # (N,)
     v2 = u2 if same else (vc * vc).sum(dim=1)  # (M,)
     d2 = torch.addmm(u2[:, None] + v2[None, :], uc, vc.T, alpha=-2.0).clamp_min_(0.0)  # (N, M)
