@@ -13,7 +13,9 @@ ZERO_ON_IDENTICAL = {
     "sliced_wasserstein": {},
 }
 MMD_VARIANTS = [
-    {"kernel": k, "estimator": e} for k in ("imq", "gaussian") for e in ("unbiased", "biased")
+    {"kernel": k, "estimator": e}
+    for k in ("imq", "gaussian", "folded_gaussian")
+    for e in ("unbiased", "biased")
 ]
 
 

@@ -83,3 +83,24 @@ def test_squared_distances_are_exact_far_from_the_origin():
     x = torch.tensor([[1e4, 1e4], [1e4 + 1, 1e4]], dtype=torch.float32)
     d2 = distances.squared_distances(x, x)
     assert torch.equal(d2, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+
+
+def test_folded_gaussian_kernel_is_the_mean_of_its_random_features():
+    # Frequencies w = R u / b with R = |N(0, 1)| and u uniform on the circle: the kernel is
+    # E[cos(w.(x - y))], estimated here with a million frequencies.
+    gen = torch.Generator().manual_seed(0)
+    m, b = 1_000_000, 0.7
+    radius = torch.randn(m, generator=gen, dtype=torch.float64).abs()
+    angle = 2 * torch.pi * torch.rand(m, generator=gen, dtype=torch.float64)
+    omega = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1) / b  # (m, 2)
+    deltas = torch.tensor([[0.0, 0.0], [0.3, 0.1], [1.0, -0.5], [2.0, 1.0]], dtype=torch.float64)
+    empirical = torch.cos(deltas @ omega.T).mean(dim=1)
+    k, _ = distances.KERNELS["folded_gaussian"][0]((deltas**2).sum(1), 2, b, (1.0,))
+    assert torch.allclose(k, empirical, atol=5 / m**0.5)
+
+
+def test_folded_gaussian_kernel_needs_two_dimensions():
+    with pytest.raises(
+        ValueError, match="the folded_gaussian kernel needs D = 2 features; got D = 3"
+    ):
+        distances.mmd(torch.zeros(4, 3), torch.ones(4, 3), kernel="folded_gaussian")

@@ -41,11 +41,13 @@ def mmd(
       (.1, .2, .5, 1, 2, 5, 10) as in WAE. ``bandwidth`` is the prior's standard deviation.
     - ``gaussian``: ``exp(-|x - y|^2 / (2 (bandwidth * s)^2))``; default scale 1. ``bandwidth`` is the
       kernel's standard deviation.
+    - ``folded_gaussian`` (2-D only): ``i0e(|x - y|^2 / (4 (bandwidth * s)^2))``, the kernel of
+      random Fourier features with folded-Gaussian radii (CL-GN's sketch); default scale 1.
 
     Args:
         x: (N, D) samples; ``N >= 2`` for the unbiased estimator.
         y: (M, D) samples, same D, dtype and device; M may differ from N.
-        kernel: ``"imq"`` or ``"gaussian"``.
+        kernel: ``"imq"``, ``"gaussian"`` or ``"folded_gaussian"``.
         bandwidth: kernel scale, > 0 (enters as described above).
         scales: factors applied to ``bandwidth``; ``None`` for the kernel's defaults.
         estimator: ``"unbiased"`` or ``"biased"``.
