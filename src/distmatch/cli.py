@@ -16,6 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .cli_common import UsageError
+from .cli_sketch import COMMANDS as SKETCH_COMMANDS
+from .cli_sketch import SKETCH_ACTIONS
 from .cli_train import COMMANDS as TRAIN_COMMANDS
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,7 @@ def _distance_demo(args, names, options, gen) -> int:
 
 # ------------------------------------------------------------------------------------------- main
 
-COMMANDS = {**TRAIN_COMMANDS, "distances": (add_distances, run_distances)}
+COMMANDS = {**TRAIN_COMMANDS, **SKETCH_COMMANDS, "distances": (add_distances, run_distances)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default: ``sys.argv[1:]``) and returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "sketch" and argv[1] in SKETCH_ACTIONS:
+        argv = [SKETCH_ACTIONS[argv[1]], *argv[2:]]
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"

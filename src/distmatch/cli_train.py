@@ -209,8 +209,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from ._io import atomic_path
     from .config import resolve_device
-    from .plots import decode_chunked, save_image_grid
-    from .training import load_autoencoder
+    from .plots import decode_chunked, save_histograms, save_image_grid
+    from .runs import RunDir
 
     if args.num < 1:
         raise UsageError(f"--num must be >= 1; got {args.num}.")
@@ -218,17 +218,30 @@ def run_sample(args: argparse.Namespace) -> int:
     if suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
     device = resolve_device(args.device)
-    record, model = load_autoencoder(args.run, device=device)
-    if suffix == ".png" and not record["resolved"]["is_image"]:
-        raise UsageError(
-            "--out .png needs a run on image data; this run's samples are vectors: use .npy."
-        )
+    run = RunDir(args.run)
     gen = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(args.num, model.latent_dim, generator=gen)
-    samples = decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
-    if suffix == ".png":
-        save_image_grid(samples, args.out, ncol=min(16, int(np.ceil(np.sqrt(args.num)))))
+    if run.read_json(run.config).get("kind") == "generator":
+        from .generator_state import load_generator
+
+        _, generator, unscale = load_generator(args.run, device=device)
+        z = torch.randn(args.num, generator.latent_dim, generator=gen)
+        with torch.no_grad():
+            samples = unscale(torch.cat([generator(part.to(device)) for part in z.split(65536)]))
+        if suffix == ".png":
+            save_histograms(None, samples.numpy(), args.out)
     else:
+        from .training import load_autoencoder
+
+        record, model = load_autoencoder(args.run, device=device)
+        if suffix == ".png" and not record["resolved"]["is_image"]:
+            raise UsageError(
+                "--out .png needs a run on image data; this run's samples are vectors: use .npy."
+            )
+        z = torch.randn(args.num, model.latent_dim, generator=gen)
+        samples = decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
+        if suffix == ".png":
+            save_image_grid(samples, args.out, ncol=min(16, int(np.ceil(np.sqrt(args.num)))))
+    if suffix == ".npy":
         with atomic_path(args.out) as tmp:
             np.save(tmp, samples.numpy())
     print(f"{args.num} samples written to {args.out}")

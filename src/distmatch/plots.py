@@ -19,10 +19,13 @@ __all__ = [
     "image_grid",
     "save_autoencoder_figures",
     "save_curves",
+    "save_generator_curves",
+    "save_histograms",
     "save_image_grid",
     "save_interpolations",
     "save_reconstructions",
     "save_scatter",
+    "save_sketch_density",
     "save_training_curves",
 ]
 
@@ -274,3 +277,105 @@ def _save_vector_figures(model, data, folder: Path, gen: torch.Generator, device
     samples = decode_chunked(model, z, device=device, sample_shape=data.sample_shape).numpy()
     save_scatter(x, samples, folder / "samples.png", title="first two coordinates")
     return [folder / "samples.png"]
+
+
+def save_histograms(
+    data: np.ndarray | None,
+    samples: np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    bins: int = 100,
+) -> None:
+    """2-D histograms of the data and of generated samples side by side (first two coordinates).
+
+    Both panels share the data's range (the samples' when there are no data), as in Fig. 2 of the
+    CL-GN paper. Without data, only the samples are drawn.
+    """
+    panels = (
+        [("data", data), ("generated", samples)] if data is not None else [("generated", samples)]
+    )
+    reference = data if data is not None else samples
+    lo, hi = np.quantile(reference[:, :2], [0.001, 0.999], axis=0)
+    pad = 0.05 * (hi - lo)
+    extent = [[lo[0] - pad[0], hi[0] + pad[0]], [lo[1] - pad[1], hi[1] + pad[1]]]
+    fig = Figure(figsize=(4.5 * len(panels), 4.4), dpi=110)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (label, points) in zip(axes, panels, strict=True):
+        second = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
+        ax.hist2d(points[:, 0], second, bins=bins, range=extent, cmap="viridis")
+        ax.set_title(f"{label} ({len(points):,} points)")
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+@torch.no_grad()
+def save_sketch_density(sketch, path: str | os.PathLike[str], *, resolution: int = 200) -> None:
+    """The density the sketch implies, ``f(c) = Re <z, Phi(c)>``, on a grid of the unit square.
+
+    ``<z, Phi(c)> = mean_i (1/m) sum_j cos(w_j . (x_i - c))``: a kernel density estimate of the data
+    with the sketch's kernel, read from the sketch alone (a diagnostic of what the sketch holds).
+    """
+    features = sketch.features
+    parameter = next(iter(features.buffers()))
+    axis = torch.linspace(-1.0, 1.0, resolution, dtype=torch.float64)
+    grid = torch.cartesian_prod(axis, axis).flip(1)  # (R*R, 2), rows of constant y
+    values = []
+    mean = torch.as_tensor(sketch.mean, dtype=parameter.dtype, device=parameter.device)
+    for part in grid.split(4096):
+        values.append((features(part.to(parameter)) @ mean).double().cpu())
+    image = torch.cat(values).reshape(resolution, resolution).numpy()
+    fig = Figure(figsize=(4.8, 4.4), dpi=110)
+    ax = fig.add_subplot()
+    shown = ax.imshow(image, origin="lower", extent=(-1, 1, -1, 1), cmap="viridis")
+    fig.colorbar(shown, ax=ax, shrink=0.8)
+    ax.set_title("sketch-smoothed density Re<z, Phi(c)>")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def save_generator_curves(
+    records: Sequence[Mapping[str, float]], path: str | os.PathLike[str]
+) -> None:
+    """Loss per logging interval and per epoch (left) and held-out metrics per epoch (right)."""
+    fig = Figure(figsize=(11.0, 4.0), dpi=110)
+    loss_ax, eval_ax = fig.subplots(1, 2)
+    train = [r for r in records if r.get("kind") == "train"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    loss_ax.plot(
+        [r["step"] for r in train], [r["loss"] for r in train], label="loss (interval mean)"
+    )
+    loss_ax.plot(
+        [r["step"] for r in epochs], [r["loss"] for r in epochs], "o-", ms=3, label="epoch mean"
+    )
+    loss_ax.set_xlabel("step")
+    loss_ax.set_yscale("log")
+    loss_ax.set_title("training loss")
+    loss_ax.legend()
+    evals = [r for r in records if r.get("kind") == "eval" and "mmd" in r]
+    for key in ("mmd", "sliced_w2"):
+        eval_ax.plot([r["epoch"] for r in evals], [r[key] for r in evals], "o-", ms=3, label=key)
+    eval_ax.set_xlabel("epoch")
+    eval_ax.set_yscale("log")
+    eval_ax.set_title("held-out metrics")
+    if evals and "log_likelihood" in evals[0]:
+        right = eval_ax.twinx()
+        right.plot(
+            [r["epoch"] for r in evals],
+            [r["log_likelihood"] for r in evals],
+            "s--",
+            ms=3,
+            color="tab:red",
+            label="log_likelihood",
+        )
+        right.set_ylabel("log-likelihood under the true density")
+        right.legend(loc="center right")
+    if evals:
+        eval_ax.legend(loc="upper right")
+    for ax in (loss_ax, eval_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
