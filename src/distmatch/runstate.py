@@ -202,7 +202,7 @@ class RunState:
         torch.set_rng_state(state["global_rng"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.meter, self.elapsed = Meter(state["meter"]), float(state["elapsed"])
-        self.eval_seconds = float(state["eval_seconds"])
+        self.eval_seconds = float(state.get("eval_seconds", 0.0))  # absent in older checkpoints
         self.run.truncate_metrics(self.step)
         log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
 
