@@ -29,13 +29,14 @@ def test_a_short_training_from_the_sketch_lowers_held_out_mmd(spiral_sketch, tmp
     config = GeneratorConfig(sketch=str(spiral_sketch), epochs=6, patience=10, lr=3e-3, **SHORT)
     summary = train_generator(config, tmp_path / "run", progress=False)
     rows = evals(RunDir(tmp_path / "run"))
-    assert len(rows) == 6
-    assert rows[-1]["mmd"] < 0.5 * rows[0]["mmd"]
-    assert rows[-1]["sliced_w2"] < rows[0]["sliced_w2"]
-    assert (
-        summary["loss"]
-        < 0.5 * json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+    assert [r["epoch"] for r in rows] == list(range(7))  # before training, then every epoch
+    # The held-out MMD falls at once; sliced W2 first rises as the points spread out (seen in
+    # full runs), so it is not a criterion for a short one.
+    assert rows[-1]["mmd"] < 0.3 * rows[0]["mmd"]
+    first_loss = next(
+        r["loss"] for r in RunDir(tmp_path / "run").read_metrics() if r["kind"] == "train"
     )
+    assert summary["loss"] < 0.5 * first_loss
     assert {"log_likelihood", "mmd", "sliced_w2"} <= set(summary)
 
 

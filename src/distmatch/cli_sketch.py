@@ -195,7 +195,7 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
         "eval_data",
         {"help": "held-out data: a toy or .npy (default: the sketch's source)"},
     ),
-    "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (5000)"}),
+    "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (2000)"}),
     "--log-every": ("log_every", {"type": int, "help": "steps per metrics row (20)"}),
     "--device": ("device", {"help": "auto (default), cpu, cuda"}),
 }

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import __version__, distances
@@ -27,6 +26,7 @@ log = logging.getLogger(__name__)
 RESUMABLE = frozenset({"epochs", "eval_points", "log_every", "device", "eval_data"})
 # The independent, fixed kernel of the evaluation (in the unit-ball coordinates of the sketch).
 EVAL_KERNEL = {"kernel": "gaussian", "bandwidth": 0.1, "scales": (0.25, 0.5, 1.0, 2.0)}
+FIGURE_POINTS = 20_000  # generated points in the histogram figure
 
 
 def load_vectors(
@@ -83,7 +83,8 @@ class GeneratorRun:
             s.sketch = Sketch.load(config.sketch)
             s.sketch.features.to(s.device)
             dim = s.sketch.features.dim
-            s.center = torch.as_tensor(np.asarray(s.sketch.center, dtype=np.float64)).reshape(-1)
+            center = s.sketch.center
+            s.center = torch.zeros(dim, dtype=torch.float64) if center is None else center.double()
             s.scale = float(s.sketch.scale)
             s.data = None
             source = config.eval_data or getattr(s.sketch, "source", None)
@@ -93,8 +94,6 @@ class GeneratorRun:
             s.center, s.scale = torch.zeros(dim, dtype=torch.float64), unit_ball_scaling(raw)
             s.data = (raw / s.scale).float().to(s.device)  # (N, D), unit-ball coordinates
             source = config.eval_data or config.dataset
-        if s.center.numel() == 1 and dim > 1:
-            s.center = s.center.expand(dim).clone()
         s.heldout = None
         if source:
             heldout, toy = load_vectors(
@@ -125,6 +124,7 @@ class GeneratorRun:
         s.started = time.perf_counter()
         if state is None:
             s.run.write_json(s.run.config, s._record(dim))
+            s.evaluate()  # the untrained generator: where the curves start
             s.save()
         else:
             s._restore(state)
@@ -208,11 +208,14 @@ class GeneratorRun:
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
         metrics: dict[str, float] = {}
+        shown = max(self.config.eval_points, FIGURE_POINTS)  # generating is cheap; metrics are not
         with torch.no_grad():
-            z = torch.randn(self.config.eval_points, self.generator.latent_dim, generator=gen)
+            z = torch.randn(shown, self.generator.latent_dim, generator=gen)
             samples = self.generator(z.to(self.device)).double().cpu()  # (P, D) sketch coordinates
         if self.heldout is not None:
-            metrics = evaluate_generator(samples, self.heldout, self._unscale, self.toy, gen)
+            metrics = evaluate_generator(
+                samples[: self.config.eval_points], self.heldout, self._unscale, self.toy, gen
+            )
         self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
         self._figures(samples)
         self.eval_seconds += time.perf_counter() - started
@@ -227,8 +230,13 @@ class GeneratorRun:
         folder = self.run.figures
         data = self._unscale(self.heldout).numpy() if self.heldout is not None else None
         save_histograms(data, self._unscale(samples).numpy(), folder / "histograms.png")
-        if self.config.objective == "sketch" and self.sketch.features.dim == 2:
-            save_sketch_density(self.sketch, folder / "sketch_density.png")
+        density = folder / "sketch_density.png"
+        if (
+            self.config.objective == "sketch"
+            and self.sketch.features.dim == 2
+            and not density.exists()
+        ):
+            save_sketch_density(self.sketch, density)  # depends on the sketch alone: drawn once
         save_generator_curves(self.run.read_metrics(), folder / "curves.png")
 
     # ------------------------------------------------------------------------- checkpoints

@@ -64,7 +64,7 @@ class GeneratorConfig:
     min_delta: float = 5e-4
     seed: int = 0  # seeds initialisation, latent codes, batch order
     # evaluation and output
-    eval_points: int = 5000  # generated and held-out points per evaluation
+    eval_points: int = 2000  # generated and held-out points per evaluation
     log_every: int = 20  # steps per row of metrics.jsonl
     device: str = "auto"  # auto: cuda when available
 
