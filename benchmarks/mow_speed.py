@@ -1,6 +1,7 @@
 """Time per training step of moving-window training against a plain batch-of-one step.
 
-``mnist_mlp`` (z = 20), k = 1, plain SGD, synthetic 28x28 inputs. Modes:
+``mnist_mlp`` (z = 20) by default (``--arch`` for another), k = 1, plain SGD, synthetic inputs.
+Modes:
 
 - ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
 - ``cwae``, ``wae``, ``swae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
@@ -11,6 +12,7 @@ process; each block's time is divided by the plain block beside it, and the medi
 (machines here are noisy, so only ratios measured side by side are compared).
 
     python benchmarks/mow_speed.py --rounds 15 --block 300
+    python benchmarks/mow_speed.py --arch celeba_conv --rounds 5 --block 40
 """
 
 from __future__ import annotations
@@ -21,18 +23,19 @@ import time
 
 import torch
 
-from distmatch.models import build_autoencoder
+from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective
 from distmatch.window import MovingWindow
 
 
-def make_step(mode: str, n: int, k: int, generator: torch.Generator):
+def make_step(mode: str, n: int, k: int, generator: torch.Generator, arch: str = "mnist_mlp"):
     torch.manual_seed(0)
-    model = build_autoencoder("mnist_mlp", sample_shape=(1, 28, 28))
+    shape = ARCHITECTURES[arch].sample_shape or (3, 256, 256)
+    model = build_autoencoder(arch, sample_shape=shape)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0025)
     objective = None if mode == "plain" else AutoencoderObjective(mode)
     window = None if mode == "plain" else MovingWindow(n=n, k=k, dim=model.latent_dim)
-    data = torch.rand(512, 1, 28, 28, generator=generator)
+    data = torch.rand(max(2 * k, 16), *shape, generator=generator)
     position = [0]
 
     def step() -> None:
@@ -63,13 +66,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--block", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--arch", default="mnist_mlp", help="architecture (ffhq_conv at 256x256)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     modes = ["plain", "cwae", "wae", "swae"]
-    steps = {mode: make_step(mode, args.n, args.k, gen) for mode in modes}
+    steps = {mode: make_step(mode, args.n, args.k, gen, args.arch) for mode in modes}
     for step in steps.values():  # warm up
-        for _ in range(50):
+        for _ in range(min(50, args.block)):
             step()
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
