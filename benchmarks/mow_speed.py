@@ -83,7 +83,7 @@ def main() -> None:
                 steps[mode]()
             times[mode].append((time.perf_counter() - start) / args.block)
     print(
-        f"mnist_mlp, k = {args.k}, n = {args.n}, {args.threads} thread(s), "
+        f"{args.arch}, k = {args.k}, n = {args.n}, {args.threads} thread(s), "
         f"{args.rounds} rounds of {args.block} steps; median over rounds"
     )
     print("| mode | ms / step | ratio to plain (median of per-round ratios) |")
