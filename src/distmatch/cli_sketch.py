@@ -122,7 +122,9 @@ def run_sketch(args: argparse.Namespace) -> int:
 
 
 def add_sketch_merge(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sketch-merge", help=argparse.SUPPRESS)
+    p = subparsers.add_parser(
+        "sketch-merge", help="add sketch files of shards (also: sketch merge)"
+    )
     p.add_argument(
         "inputs", nargs="+", type=Path, help="sketch files made with the same frequencies"
     )
@@ -143,7 +145,7 @@ def run_sketch_merge(args: argparse.Namespace) -> int:
 
 
 def add_sketch_info(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sketch-info", help=argparse.SUPPRESS)
+    p = subparsers.add_parser("sketch-info", help="describe a sketch file (also: sketch info)")
     p.add_argument("path", type=Path, help="a sketch file")
     p.add_argument("--json", action="store_true", help="print JSON")
 

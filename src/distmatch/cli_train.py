@@ -193,8 +193,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_sample(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sample",
-        help="decode draws from the prior of a trained run",
-        description="Writes a PNG grid (image data, FILE.png) or a .npy array of N samples.",
+        help="samples of a trained run (autoencoder or generator)",
+        description="Autoencoder runs: decoded prior draws as a PNG grid (image data) or .npy. "
+        "Generator runs: samples in the data's coordinates as .npy, or a 2-D histogram PNG.",
     )
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")

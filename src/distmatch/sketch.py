@@ -9,6 +9,9 @@ with ``m`` frequencies ``Omega`` (D, m) drawn from a law (:data:`LAWS`) and an o
 law, so a generator can be trained from ``z`` alone (:func:`sketch_distance`). A :class:`Sketch`
 keeps the float64 sum and the count, so sketches of shards merge exactly; it is saved as ``.npz``.
 
+The one-pass data iteration lives in :mod:`distmatch._sketch_pass` and the file format in
+:mod:`distmatch._sketch_io`; their names are re-exported here.
+
 Typical use (CL-GN recipe: data in the unit ball, m = 10,000, folded Gaussian, bandwidth^2 = 1e-3)::
 
     features = FourierFeatures(2, 10_000, bandwidth=math.sqrt(1e-3), generator=g)
@@ -22,21 +25,19 @@ models", 2018; the pycle 1.2 toolbox.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import time
-import warnings
-import zipfile
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._io import atomic_path
+# Moved names stay importable from here, private ones included (the redundant aliases mark them
+# as re-exports).
+from ._sketch_io import _KEYS as _KEYS
+from ._sketch_io import FORMAT_VERSION as FORMAT_VERSION
+from ._sketch_io import SketchError, load_sketch, save_sketch
+from ._sketch_io import _from_arrays as _from_arrays
 from ._sketch_laws import (
     LAWS,
     as_float64,
@@ -47,6 +48,11 @@ from ._sketch_laws import (
     gaussian_sketch,
     inverse_sqrt_cov,
 )
+from ._sketch_pass import _BLOCK_ELEMENTS as _BLOCK_ELEMENTS
+from ._sketch_pass import _as_chunk, _check_dim, _FeatureSummer, sketch_dataset, unit_ball_scaling
+from ._sketch_pass import _chunks as _chunks
+from ._sketch_pass import _phase_sums as _phase_sums
+from ._sketch_pass import _resolve_device as _resolve_device
 from ._sketch_privacy import Privacy, private_sketch
 from .distances._checks import check_choice, check_positive, check_positive_int, check_samples
 from .distances._fused import fused
@@ -66,18 +72,8 @@ __all__ = [
     "unit_ball_scaling",
 ]
 
-logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
 # First Fourier coefficient of sign(cos t): the decoder gain of universal 1-bit sketches.
 QUANTIZED_GAIN = 4 / math.pi
-# Elements of one (rows, m) block of phases: 64 MiB in float32, so the workspace stays small
-# whatever batch_size is, and big enough for the matrix product to run at full speed.
-_BLOCK_ELEMENTS = 1 << 24
-
-
-class SketchError(ValueError):
-    """A sketch file that cannot be read: not an .npz, a foreign or corrupt one, a newer format."""
 
 
 class FourierFeatures(nn.Module):
@@ -232,156 +228,6 @@ def _check_array(value: object, name: str, ndim: int) -> torch.Tensor:
     return t.detach().clone()
 
 
-def _check_dim(x: torch.Tensor, dim: int, name: str) -> None:
-    if x.shape[1] != dim:
-        raise ValueError(
-            f"{name} must have D={dim} features to match the feature map; got {x.shape[1]}."
-        )
-
-
-# --- per-block feature sums --------------------------------------------------------------------
-
-
-def _phase_sums(t: torch.Tensor, quantized: bool) -> torch.Tensor:
-    """``sum_i [cos(t_i); sin(t_i)]`` (or their signs) of phases (B, m): (2, m) float64.
-
-    The function given to ``torch.compile``, which fuses both functions and both sums into one
-    read of ``t``; the eager path is in :meth:`_FeatureSummer._sums`.
-    """
-    cos, sin = torch.cos(t), torch.sin(t)  # (B, m)
-    if quantized:
-        cos, sin = cos.sign(), sin.sign()
-    return torch.stack([cos.sum(0, dtype=torch.float64), sin.sum(0, dtype=torch.float64)])
-
-
-class _FeatureSummer:
-    """Float64 running sums of the features of chunks, on one device.
-
-    The phases ``t = x Omega + xi`` of each block of rows are written into a reused ``(rows, m)``
-    buffer (fresh buffers of this size cost page faults on every block on CPU, as much as the
-    cosines themselves); then either the compiled :func:`_phase_sums` reads them once, or eager
-    code writes the sines into a second buffer and the cosines in place and sums both.
-    """
-
-    def __init__(self, features: FourierFeatures, center, scale, device, compile: bool) -> None:
-        self.device = torch.device(device)
-        self.dim, self.m, self.quantized = features.dim, features.n_frequencies, features.quantized
-        self._omega = features.frequencies.detach().to(self.device)  # (D, m)
-        self._dither = features.dither.detach().to(self.device)  # (m,)
-        self._center = None if center is None else center.to(self.device)
-        self._scale = scale
-        self._params: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._work: list[torch.Tensor | None] = [None, None]
-        self.rows = max(1, _BLOCK_ELEMENTS // self.m)
-        self.total = torch.zeros(2, self.m, dtype=torch.float64, device=self.device)
-        self.count = 0
-        self._compiled = torch.compile(_phase_sums, dynamic=True) if compile else None
-
-    def add(self, x: torch.Tensor) -> None:
-        """Adds the features of the (B, D) chunk ``x`` (already of a floating dtype)."""
-        x = x.to(self.device, non_blocking=True)
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(
-                f"data must contain only finite values; got {bad} NaN or inf entries in rows "
-                f"{self.count}..{self.count + x.shape[0] - 1}."
-            )
-        if self._center is not None:
-            x = (x - self._center.to(x.dtype)) / self._scale
-        elif self._scale != 1.0:
-            x = x / self._scale
-        if x.dtype not in self._params:
-            self._params[x.dtype] = (self._omega.to(x.dtype), self._dither.to(x.dtype))
-        omega, dither = self._params[x.dtype]
-        for start in range(0, x.shape[0], self.rows):
-            block = x[start : start + self.rows]  # (n, D)
-            t = self._workspace(0, block.shape[0], x.dtype)
-            torch.addmm(dither, block, omega, out=t)  # (n, m)
-            self.total += self._sums(t)
-        self.count += x.shape[0]
-
-    def _sums(self, t: torch.Tensor) -> torch.Tensor:
-        if self._compiled is not None:
-            try:
-                return self._compiled(t, self.quantized)
-            except Exception as err:  # compilation needs a working toolchain; sketch without it
-                warnings.warn(
-                    f"torch.compile failed ({type(err).__name__}: {err}); sketching without it.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                self._compiled = None
-        s = self._workspace(1, t.shape[0], t.dtype)
-        torch.sin(t, out=s)
-        t.cos_()
-        if self.quantized:
-            t.sign_(), s.sign_()
-        # float32 sums over at most `rows` rows; the running total is float64
-        return torch.stack([t.sum(0), s.sum(0)])  # (2, m)
-
-    def _workspace(self, index: int, n: int, dtype: torch.dtype) -> torch.Tensor:
-        """Rows ``[:n]`` of reused buffer ``index`` (0: phases, 1: sines; allocated when needed)."""
-        buffer = self._work[index]
-        if buffer is None or buffer.shape[0] < n or buffer.dtype != dtype:
-            rows = min(self.rows, max(n, 1))
-            buffer = self._work[index] = torch.empty(rows, self.m, dtype=dtype, device=self.device)
-        return buffer[:n]
-
-
-# --- data ----------------------------------------------------------------------------------------
-
-
-def _as_chunk(chunk: object, dim: int | None) -> torch.Tensor:
-    """One (B, D) chunk as a floating tensor; ``(x, y)`` batches give ``x``; arrays are read here.
-
-    ``D`` must equal ``dim`` unless ``dim`` is None.
-    """
-    if (
-        isinstance(chunk, tuple | list)
-        and chunk
-        and isinstance(chunk[0], torch.Tensor | np.ndarray)
-    ):
-        chunk = chunk[0]
-    if not isinstance(chunk, torch.Tensor):
-        array = np.asarray(chunk)  # a memory-map slice stays on disk until copied below
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"data must hold numbers; got {type(chunk).__name__} of {array.dtype}.")
-        dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float32
-        if isinstance(array, np.memmap) or not array.flags.writeable or array.dtype != dtype:
-            array = np.array(array, dtype=dtype, order="C")
-        chunk = torch.from_numpy(np.ascontiguousarray(array))
-    if chunk.dtype == torch.bool or chunk.is_complex():
-        raise TypeError(f"data must hold real numbers; got dtype {chunk.dtype}.")
-    if chunk.dim() != 2:
-        raise ValueError(f"data chunks must be 2-D (B, D); got shape {tuple(chunk.shape)}.")
-    if chunk.dtype not in (torch.float32, torch.float64):
-        chunk = chunk.to(torch.get_default_dtype())
-    if dim is not None:
-        _check_dim(chunk, dim, "data")
-    return chunk.detach()
-
-
-def _chunks(data: object, batch_size: int) -> tuple[Iterator[object], int | None]:
-    """Iterator over the raw chunks of ``data`` and the number of samples when it is known."""
-    if isinstance(data, torch.Tensor | np.ndarray):
-        if data.ndim != 2:
-            raise ValueError(f"data must be 2-D (N, D); got shape {tuple(data.shape)}.")
-        n = data.shape[0]
-        return (data[i : i + batch_size] for i in range(0, n, batch_size)), n
-    if isinstance(data, str | bytes | dict) or not isinstance(data, Iterable):
-        raise TypeError(
-            "data must be a tensor, a numpy array, a DataLoader or an iterable of (B, D) chunks; "
-            f"got {type(data).__name__}."
-        )
-    dataset = getattr(data, "dataset", None)
-    total = (
-        len(dataset)
-        if isinstance(data, torch.utils.data.DataLoader) and hasattr(dataset, "__len__")
-        else None
-    )
-    return iter(data), total
-
-
 # --- sketches ------------------------------------------------------------------------------------
 
 
@@ -516,28 +362,7 @@ class Sketch:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the sketch to ``path`` as ``.npz`` (no pickle), atomically."""
-        f = self._features
-        empty = np.zeros(0)
-        arrays = {
-            "format_version": np.int64(FORMAT_VERSION),
-            "frequencies": f.frequencies.detach().cpu().numpy(),
-            "dither": f.dither.detach().cpu().numpy(),
-            "law": np.str_(f.law or ""),
-            "bandwidth": np.float64(np.nan if f.bandwidth is None else f.bandwidth),
-            "cov": empty if f.cov is None else as_float64(f.cov, "cov").numpy(),
-            "dim": np.int64(f.dim),
-            "dithered": np.bool_(f.dithered),
-            "quantized": np.bool_(f.quantized),
-            "center": empty if self._center is None else self._center.numpy(),
-            "scale": np.float64(self._scale),
-            "sum": self._sum.numpy(),
-            "count": np.int64(self._count),
-            "source": np.str_(self.source or ""),
-        }
-        if self._privacy is not None:
-            arrays.update({f"dp_{k}": np.asarray(v) for k, v in vars(self._privacy).items()})
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        save_sketch(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Sketch:
@@ -547,77 +372,7 @@ class Sketch:
             FileNotFoundError: no file at ``path``.
             SketchError: not an ``.npz``, a foreign or corrupt one, an unsupported format version.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"sketch file must exist; got no file at '{path}'.")
-        try:
-            npz = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise SketchError(
-                f"sketch file must be an .npz archive; got '{path}' ({err})."
-            ) from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise SketchError(f"sketch file must be an .npz archive; got a .npy array in '{path}'.")
-        with npz:
-            missing = sorted(_KEYS - set(npz.files))
-            if missing:
-                raise SketchError(
-                    f"sketch file must hold the keys of Sketch.save; got '{path}' without {missing}."
-                )
-            try:
-                arrays = {key: npz[key] for key in npz.files}
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-                raise SketchError(f"sketch file must be readable; got '{path}' ({err}).") from None
-        version = arrays["format_version"]
-        if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
-            raise SketchError(
-                f"sketch file format_version must be {FORMAT_VERSION}; got {version!s}."
-            )
-        try:
-            return _from_arrays(arrays)
-        except (TypeError, ValueError) as err:
-            raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
-
-
-_KEYS = {
-    "format_version", "frequencies", "dither", "law", "bandwidth", "cov", "dim", "dithered",
-    "quantized", "center", "scale", "sum", "count",
-}  # fmt: skip
-
-
-def _from_arrays(a: dict[str, np.ndarray]) -> Sketch:
-    bandwidth = float(a["bandwidth"])
-    features = FourierFeatures.from_frequencies(
-        torch.from_numpy(a["frequencies"]),
-        torch.from_numpy(a["dither"]) if bool(a["dithered"]) else None,
-        quantized=bool(a["quantized"]),
-        law=str(a["law"]) or None,
-        bandwidth=None if math.isnan(bandwidth) else bandwidth,
-        cov=torch.from_numpy(a["cov"]) if a["cov"].size else None,
-    )
-    if int(a["dim"]) != features.dim:
-        raise ValueError(
-            f"dim must equal the rows of frequencies ({features.dim}); got {a['dim']}."
-        )
-    if not bool(a["dithered"]) and np.any(a["dither"]):
-        raise ValueError("dither must be zeros when dithered is False; got non-zero entries.")
-    center = a["center"] if a["center"].size else None
-    sketch = Sketch(features, center=center, scale=float(a["scale"]))
-    total = np.asarray(a["sum"], dtype=np.float64)
-    if total.shape != (2 * features.n_frequencies,) or not np.isfinite(total).all():
-        raise ValueError(
-            f"sum must be {2 * features.n_frequencies} finite values; got {total.shape}."
-        )
-    if a["count"].dtype.kind not in "iu" or int(a["count"]) < 0:
-        raise ValueError(f"count must be an integer >= 0; got {a['count']}.")
-    sketch._sum, sketch._count = torch.from_numpy(total.copy()), int(a["count"])
-    if "source" in a:  # optional: absent in files of other writers
-        sketch.source = str(a["source"]) or None
-    if "dp_epsilon" in a:
-        fields = ("epsilon", "delta", "mechanism", "neighbours", "noise_scale", "count_noise_scale")
-        values = [a[f"dp_{k}"].item() for k in fields]
-        sketch._privacy = Privacy(*values)
-    return sketch
+        return load_sketch(path)
 
 
 def _same_features(a: FourierFeatures, b: FourierFeatures) -> bool:
@@ -631,111 +386,6 @@ def _same_features(a: FourierFeatures, b: FourierFeatures) -> bool:
 
 def _same_center(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def sketch_dataset(
-    data: torch.Tensor | np.ndarray | Iterable,
-    features: FourierFeatures,
-    *,
-    batch_size: int = 10_000,
-    center: torch.Tensor | np.ndarray | None = None,
-    scale: float = 1.0,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    compile: bool = False,
-) -> Sketch:
-    """Sketch of a whole data set in one pass: ``Sketch(features, center, scale).update(...)``.
-
-    Reads ``batch_size`` samples at a time, so memory maps larger than RAM stream from disk. Each
-    chunk is split into blocks of about 2^24 phases; per block the features are summed without
-    storing them (``t = x Omega + xi`` once, then ``cos`` and ``sin`` in place), and the sums are
-    accumulated in float64. Computation runs in the data's floating dtype (float32 or float64;
-    other numbers become float32).
-
-    On CUDA keep float32 matrix products at full precision (no TF32): phases ``x Omega`` reach
-    hundreds of radians, and TF32's 10-bit mantissa would shift them by tenths of a radian.
-
-    Args:
-        data: (N, D) tensor or numpy array (``np.load(..., mmap_mode="r")`` included), a torch
-            ``DataLoader`` (batches are tensors or ``(x, y)`` tuples, of which ``x`` is used), or
-            any iterable of (B, D) chunks.
-        features: the feature map (copies of its buffers go to ``device``; it is not moved).
-        batch_size: samples read at a time from tensors and arrays.
-        center: (D,) offset of the affine map ``x -> (x - center) / scale``, or ``None``.
-        scale: divisor of that map, > 0 (e.g. :func:`unit_ball_scaling`).
-        device: ``"auto"`` (CUDA when available), or a device.
-        progress: show a tqdm bar with samples/s.
-        compile: ``torch.compile`` the per-block sums (falls back, with a warning, if it fails).
-
-    Returns:
-        The :class:`Sketch` (on CPU).
-
-    Raises:
-        TypeError, ValueError: unsupported data, a wrong dimension, no samples, NaN/inf values.
-
-    Example:
-        >>> s = sketch_dataset(torch.rand(1000, 2), FourierFeatures(2, 100), progress=False)
-    """
-    check_positive_int(batch_size, "batch_size")
-    sketch = Sketch(features, center=center, scale=scale)
-    chunks, total = _chunks(data, batch_size)
-    summer = _FeatureSummer(features, sketch.center, sketch.scale, _resolve_device(device), compile)
-    start = time.perf_counter()
-    with tqdm(
-        total=total, unit="samples", unit_scale=True, desc="sketch", disable=not progress
-    ) as bar:
-        for chunk in chunks:
-            x = _as_chunk(chunk, features.dim)
-            summer.add(x)
-            bar.update(x.shape[0])
-    if summer.count == 0:
-        raise ValueError("data must hold at least one sample; got 0.")
-    sketch._add(summer.total, summer.count)
-    seconds = time.perf_counter() - start
-    logger.info(
-        "sketched %d samples (D=%d, m=%d) in %.2f s, %.0f samples/s",
-        summer.count, features.dim, features.n_frequencies, seconds, summer.count / seconds,
-    )  # fmt: skip
-    return sketch
-
-
-def unit_ball_scaling(
-    data: torch.Tensor | np.ndarray | Iterable,
-    *,
-    center: torch.Tensor | np.ndarray | None = None,
-    batch_size: int = 100_000,
-) -> float:
-    """``max_i |x_i - center| + 1e-6``: the ``scale`` that maps the data into the unit ball.
-
-    One pass over ``data`` (same inputs as :func:`sketch_dataset`), in float64; the CL-GN reference
-    divides its data by this (without centring).
-
-    Raises:
-        TypeError, ValueError: unsupported or empty data, NaN/inf values.
-    """
-    check_positive_int(batch_size, "batch_size")
-    chunks, _ = _chunks(data, batch_size)
-    largest, count, dim, c = 0.0, 0, None, None
-    for raw in chunks:
-        x = _as_chunk(raw, dim)
-        if dim is None:
-            dim = x.shape[1]
-            c = None if center is None else check_vector(center, dim, "center")
-        x = x.double() if c is None else x.double() - c.to(x.device)
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("data must contain only finite values; got NaN or inf entries.")
-        if x.shape[0]:
-            largest = max(largest, float(torch.linalg.vector_norm(x, dim=1).max()))
-        count += x.shape[0]
-    if count == 0:
-        raise ValueError("data must hold at least one sample; got 0.")
-    return largest + 1e-6
 
 
 def sketch_distance(sketch: Sketch, samples: torch.Tensor) -> torch.Tensor:
