@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import operator
@@ -24,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ._registry import resolve
 
 __all__ = [
     "GENERATORS",
@@ -280,39 +281,6 @@ def build_generator(
         >>> build_generator("gmmn_mlp", sample_shape=(1, 28, 28)).sample(2).shape
         torch.Size([2, 1, 28, 28])
     """
-    if arch not in GENERATORS:
-        names = ", ".join(repr(name) for name in GENERATORS)
-        raise ValueError(f"arch must be one of {names}; got {arch!r}.")
-    spec = GENERATORS[arch]
-    shape = _as_shape(sample_shape)
-    if latent_dim is None:
-        latent_dim = spec.default_latent_dim
-    if isinstance(latent_dim, bool) or not hasattr(latent_dim, "__index__"):
-        raise TypeError(f"latent_dim must be an int; got {type(latent_dim).__name__}.")
-    latent_dim = operator.index(latent_dim)
-    if latent_dim < 1:
-        raise ValueError(f"latent_dim must be >= 1; got {latent_dim}.")
-    options = dict(options or {})
-    allowed = tuple(inspect.signature(spec.build).parameters)[2:]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"options must be among {allowed} for {arch}; got {unknown}.")
+    spec, shape, latent_dim, options = resolve(GENERATORS, arch, sample_shape, latent_dim, options)
     network = spec.build(shape, latent_dim, **options)
     return Generator(network, latent_dim=latent_dim, sample_shape=shape, arch=arch)
-
-
-def _as_shape(sample_shape: Sequence[Any]) -> tuple[int, ...]:
-    """``sample_shape`` as a tuple of Python ints, if it is a non-empty sequence of positive ints."""
-    try:
-        values = tuple(sample_shape)
-        shape = tuple(operator.index(v) for v in values)
-    except TypeError:
-        shape = ()
-    else:
-        if any(isinstance(v, bool) for v in values):
-            shape = ()
-    if not shape or min(shape) < 1:
-        raise ValueError(
-            f"sample_shape must be a non-empty tuple of positive ints; got {sample_shape!r}."
-        )
-    return shape

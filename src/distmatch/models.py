@@ -18,16 +18,15 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-import operator
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ._registry import resolve
 from .architectures import (
     Conv2dSame,
     ConvTranspose2dSame,
@@ -159,15 +158,6 @@ class Autoencoder(nn.Module):
         return f"arch={self.arch!r}, latent_dim={self.latent_dim}, sample_shape={self.sample_shape}"
 
 
-def _as_ints(values: Sequence[Any]) -> tuple[int, ...]:
-    # Accepts numpy and torch integers; anything else (floats, bools) becomes an empty tuple.
-    try:
-        ints = tuple(operator.index(v) for v in values)
-    except TypeError:
-        return ()
-    return () if any(isinstance(v, bool) for v in values) else ints
-
-
 def build_autoencoder(
     arch: str,
     *,
@@ -195,29 +185,11 @@ def build_autoencoder(
         >>> build_autoencoder("ffhq_conv", sample_shape=(3, 256, 256)).latent_dim
         64
     """
-    if arch not in ARCHITECTURES:
-        names = ", ".join(repr(name) for name in ARCHITECTURES)
-        raise ValueError(f"arch must be one of {names}; got {arch!r}.")
-    spec = ARCHITECTURES[arch]
-    shape = _as_ints(sample_shape)
-    if not shape or min(shape) < 1:
-        raise ValueError(
-            f"sample_shape must be a non-empty tuple of positive ints; got {tuple(sample_shape)}."
-        )
+    spec, shape, latent_dim, options = resolve(
+        ARCHITECTURES, arch, sample_shape, latent_dim, options
+    )
     if spec.sample_shape is not None and shape != spec.sample_shape:
         raise ValueError(f"sample_shape must be {spec.sample_shape} for {arch}; got {shape}.")
-    if latent_dim is None:
-        latent_dim = spec.default_latent_dim
-    if isinstance(latent_dim, bool) or not hasattr(latent_dim, "__index__"):
-        raise TypeError(f"latent_dim must be an int; got {type(latent_dim).__name__}.")
-    latent_dim = operator.index(latent_dim)
-    if latent_dim < 1:
-        raise ValueError(f"latent_dim must be >= 1; got {latent_dim}.")
-    options = dict(options or {})
-    allowed = tuple(inspect.signature(spec.build).parameters)[2:]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"options must be among {allowed} for {arch}; got {unknown}.")
     encoder, decoder = spec.build(shape, latent_dim, **options)
     return Autoencoder(encoder, decoder, latent_dim=latent_dim, sample_shape=shape, arch=arch)
 
