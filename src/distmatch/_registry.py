@@ -66,3 +66,11 @@ def resolve(
     if unknown:
         raise ValueError(f"options must be among {allowed} for {arch}; got {unknown}.")
     return spec, shape, latent_dim, options
+
+
+def as_widths(hidden: Sequence[Any]) -> tuple[int, ...]:
+    """Hidden layer widths as a tuple, if every one is a positive int."""
+    widths = tuple(hidden)
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in widths):
+        raise ValueError(f"hidden must be a sequence of positive ints; got {widths}.")
+    return widths

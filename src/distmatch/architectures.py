@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._registry import as_widths
+
 __all__ = [
     "Conv2dSame",
     "ConvTranspose2dSame",
@@ -347,8 +349,6 @@ def mlp(sample_shape: tuple[int, ...], latent_dim: int, hidden: Sequence[int] = 
     Raises:
         ValueError: a width in ``hidden`` is not a positive int.
     """
-    hidden = tuple(hidden)
-    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
-        raise ValueError(f"hidden must be a sequence of positive ints; got {hidden}.")
+    hidden = as_widths(hidden)
     output = nn.Sigmoid() if len(sample_shape) == 3 else None
     return _init_like_tensorflow(*_mlp_pair(sample_shape, latent_dim, hidden, output))

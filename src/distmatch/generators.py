@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._registry import resolve
+from ._registry import as_widths, resolve
 
 __all__ = [
     "GENERATORS",
@@ -235,9 +235,7 @@ def mlp(
     Raises:
         ValueError: a width in ``hidden`` is not a positive int.
     """
-    hidden = tuple(hidden)
-    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
-        raise ValueError(f"hidden must be a sequence of positive ints; got {hidden}.")
+    hidden = as_widths(hidden)
     output = nn.Sigmoid() if len(sample_shape) == 3 else None
     sizes = [latent_dim, *hidden, math.prod(sample_shape)]
     return _dense(sizes, nn.ReLU, tuple(sample_shape), output)
