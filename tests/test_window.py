@@ -66,9 +66,11 @@ def test_prior_init_draws_standard_normal_codes_reproducibly():
 def test_reset_refills_and_moves_the_pointer_to_zero():
     window = MovingWindow(n=4, k=1, dim=2, init="zeros")
     window.push(codes(9.0))
-    assert int(window.pointer) == 1
+    assert window.position == (1, 3)
+    assert int(window.state_dict()["pointer"]) == 1
     window.reset()
-    assert int(window.pointer) == 0
+    assert window.position == (0, 3)
+    assert int(window.state_dict()["pointer"]) == 0
     assert torch.equal(window.codes, torch.zeros(3, 2))
 
 

@@ -32,7 +32,7 @@ class MovingWindow(nn.Module):
     mini-batch kind.
 
     The contents, write pointer and fill count are buffers, so the window is saved and restored with
-    the state dict and moves with ``.to(device)``.
+    the state dict and moves with ``.to(device)``; :attr:`position` reads the two counters.
 
     Args:
         n: codes the distance term sees, >= 2 (the unbiased MMD needs two points).
@@ -90,11 +90,18 @@ class MovingWindow(nn.Module):
         self.register_buffer("codes", torch.zeros(n - k, dim, dtype=dtype, device=device))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long, device=device))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long, device=device))
-        # Python mirrors of the two counters, so that a step never waits on a device read.
+        # The counters live in Python: a step neither waits on a device read nor writes the two
+        # buffers, which are refreshed whenever the state dict is taken.
         self._pointer = 0
         self._filled = 0
         self.register_load_state_dict_post_hook(MovingWindow._sync_counters)
+        self.register_state_dict_pre_hook(MovingWindow._store_counters)
         self.reset(generator)
+
+    @staticmethod
+    def _store_counters(module: MovingWindow, prefix: str, keep_vars: bool) -> None:
+        module.pointer.fill_(module._pointer)
+        module.filled.fill_(module._filled)
 
     @staticmethod
     def _sync_counters(module: MovingWindow, incompatible_keys: object) -> None:
@@ -134,6 +141,11 @@ class MovingWindow(nn.Module):
         self.pointer.fill_(pointer)
         self.filled.fill_(filled)
 
+    @property
+    def position(self) -> tuple[int, int]:
+        """``(pointer, filled)``: the next row written and the number of stored codes."""
+        return self._pointer, self._filled
+
     def contents(self) -> torch.Tensor:
         """The stored codes, oldest first: ``(filled, D)``, no gradient."""
         if self._filled < self.capacity:
@@ -156,7 +168,6 @@ class MovingWindow(nn.Module):
         stored = self.codes if self._filled == self.capacity else self.codes[: self._filled]
         return torch.cat([z, stored.to(z.dtype)], dim=0)
 
-    @torch.no_grad()
     def push(self, z: torch.Tensor) -> None:
         """Stores ``z.detach()`` over the oldest entries, in order, wrapping around.
 
@@ -173,12 +184,12 @@ class MovingWindow(nn.Module):
             start = (start + b - cap) % cap
             z = z[-cap:]
             b = cap
-        z = z.detach().to(self.codes.dtype)
+        z = z.detach()  # copies below record no graph: the buffer never requires gradient
         head = min(b, cap - start)  # rows up to the end of the buffer, then wrap to the front
-        self.codes[start : start + head] = z[:head]
+        self.codes.narrow(0, start, head).copy_(z.narrow(0, 0, head))
         if head < b:
-            self.codes[: b - head] = z[head:]
-        self._set_counters((start + b) % cap, min(self._filled + b, cap))
+            self.codes.narrow(0, 0, b - head).copy_(z.narrow(0, head, b - head))
+        self._pointer, self._filled = (start + b) % cap, min(self._filled + b, cap)
 
     def _check_codes(self, z: torch.Tensor) -> None:
         if not isinstance(z, torch.Tensor) or z.dim() != 2:

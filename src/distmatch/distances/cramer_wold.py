@@ -16,6 +16,7 @@ computes and the MoW paper reports.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -120,28 +121,66 @@ def cramer_wold_normality(
         Tabor, Knop, Spurek, Podolak, Mazur, Jastrzębski, "Cramer-Wold AutoEncoder", JMLR 2020.
     """
     check_samples(z, "z")
+    return normality_unchecked(z, _gamma(gamma, z.shape[0]), scaled)
+
+
+def normality_unchecked(z: torch.Tensor, gamma: float, scaled: bool = False) -> torch.Tensor:
+    """:func:`cramer_wold_normality` without validation, for callers that own their input.
+
+    The training objective calls this on the joined codes every step: their shape is known, and a
+    non-finite code shows up as a non-finite loss, which the training loop stops on.
+    """
+    return fused(partial(_normality_value_and_grad, gamma=gamma, scaled=scaled), (z,))
+
+
+def _normality_value_and_grad(
+    z: torch.Tensor, *, needs: tuple[bool, ...], gamma: float, scaled: bool
+) -> tuple[torch.Tensor, tuple[torch.Tensor | None]]:
+    """Value of the closed form and its gradient with respect to ``z``.
+
+    With ``d_ij = |z_i - z_j|^2``, ``r_i = |z_i|^2``, ``w_p = c / (N^2 sqrt(gamma))`` and
+    ``w_n = -2 c / (N sqrt(gamma + 1/2))`` (``c`` the normalisation)::
+
+        value = w_p sum_ij phi(d_ij / (4 gamma)) + w_n sum_i phi(r_i / (2 + 4 gamma)) + c / sqrt(1 + gamma)
+        grad_i = 4 sum_j W_ij (z_i - z_j) + 2 V_i z_i
+
+    with ``W_ij = w_p d/dd phi(d_ij / (4 gamma))`` and ``V_i = w_n d/dr phi(r_i / (2 + 4 gamma))``.
+    """
     n, dim = z.shape
-    gamma = _gamma(gamma, n)
     scale = 1.0 / (2.0 * math.sqrt(math.pi)) if scaled else 1.0
+    w_pairs = scale / (n * n * math.sqrt(gamma))
+    w_norms = -2.0 * scale / (n * math.sqrt(gamma + 0.5))
+    constant = scale / math.sqrt(1.0 + gamma)
+    if dim <= 2:
+        # Exact phi: the generic pair sum. Codes sit around the origin: no centring.
+        def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return phi_and_derivative(d2, dim, 1.0 / (4.0 * gamma))
 
-    def pairs_profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return phi_and_derivative(d2, dim, 1.0 / (4.0 * gamma))
-
-    def compute(z, *, needs):
-        # Codes sit around the origin, which the norms term needs anyway: no centring.
-        weight = scale / (n * n * math.sqrt(gamma))
-        pairs, grad, _ = pair_sum(
-            z, None, pairs_profile, weight, needs=(*needs, False), center=False
-        )
-        r2 = (z * z).sum(dim=1)  # (N,)
-        value, slope = phi_and_derivative(r2, dim, 1.0 / (2.0 + 4.0 * gamma))  # (N,)
-        w = -2.0 * scale / (n * math.sqrt(gamma + 0.5))
-        total = pairs + (w * value.sum() + scale / math.sqrt(1.0 + gamma))
+        pairs, grad, _ = pair_sum(z, None, profile, w_pairs, needs=(*needs, False), center=False)
+        value, slope = phi_and_derivative((z * z).sum(dim=1), dim, 1.0 / (2.0 + 4.0 * gamma))
+        total = pairs + (w_norms * value.sum() + constant)
         if needs[0]:
-            grad += (slope * (2.0 * w))[:, None] * z  # (N, D)
+            grad += (slope * (2.0 * w_norms))[:, None] * z  # (N, D)
         return total, (grad,)
-
-    return fused(compute, (z,))
+    # Asymptotic phi(t) = (1 + a t)^(-1/2), a = 4 / (2D - 3), written with as few tensor operations
+    # as possible: at n = 64 each one costs more than its arithmetic.
+    b_pairs = 1.0 / ((2.0 * dim - 3.0) * gamma)  # a / (4 gamma)
+    b_norms = 4.0 / ((2.0 * dim - 3.0) * (2.0 + 4.0 * gamma))  # a / (2 + 4 gamma)
+    r2 = (z * z).sum(dim=1)  # (N,)
+    t = r2 * b_pairs
+    # 1 + b d_ij = (1 + b r_i) + b r_j - 2 b <z_i, z_j>, clamped at 1 against round-off.
+    k = torch.addmm((t + 1.0)[:, None] + t[None, :], z, z.T, alpha=-2.0 * b_pairs)
+    k = k.clamp_min_(1.0).rsqrt_()  # (N, N) phi values
+    v = r2.mul_(b_norms).add_(1.0).rsqrt_()  # (N,)
+    total = torch.add(k.sum() * w_pairs, v.sum(), alpha=w_norms) + constant
+    if not needs[0]:
+        return total, (None,)
+    # phi' = -(b/2) phi^3; grad_i = 4 w_p (-(b_p/2)) (rowsum(K3)_i z_i - (K3 z)_i) + 2 w_n (-(b_n/2)) v_i^3 z_i
+    c_pairs = -2.0 * w_pairs * b_pairs
+    k3 = k.pow_(3)
+    diagonal = k3.sum(dim=1).mul_(c_pairs).add_(v.pow_(3), alpha=-w_norms * b_norms)  # (N,)
+    grad = torch.addmm(diagonal[:, None] * z, k3, z, alpha=-c_pairs)  # (N, D)
+    return total, (grad,)
 
 
 def cramer_wold(

@@ -26,6 +26,20 @@ __all__ = [
 WAE_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
+# Several scales are evaluated in one broadcast pass while the (S, N, M) stack stays this small
+# (elements); beyond it, one scale at a time keeps memory at (N, M).
+BROADCAST_LIMIT = 1 << 22
+
+
+def _broadcast(d2: torch.Tensor, scales: tuple[float, ...]) -> bool:
+    return len(scales) > 1 and d2.numel() * len(scales) <= BROADCAST_LIMIT
+
+
+def _scale_column(d2: torch.Tensor, values: list[float]) -> torch.Tensor:
+    """``values`` as an (S, 1, 1) tensor of ``d2``'s dtype and device."""
+    return torch.tensor(values, dtype=d2.dtype, device=d2.device).view(-1, 1, 1)
+
+
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Pairwise squared Euclidean distances ``|x_i - y_j|^2``.
 
@@ -70,6 +84,11 @@ def imq_kernel(
         ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
     """
     base = 2.0 * dim * bandwidth**2
+    if _broadcast(d2, scales):
+        c = _scale_column(d2, [base * s for s in scales])  # (S, 1, 1)
+        t = c / (d2 + c)  # (S, N, M)
+        k = t.sum(dim=0)
+        return k, t.square_().div_(c).sum(dim=0).neg_()
     k = torch.zeros_like(d2)  # (N, M)
     dk = torch.zeros_like(d2)  # (N, M)
     for s in scales:
@@ -100,6 +119,11 @@ def gaussian_kernel(
         ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
     """
     del dim
+    if _broadcast(d2, scales):
+        rate = _scale_column(d2, [-1.0 / (2.0 * (bandwidth * s) ** 2) for s in scales])  # (S, 1, 1)
+        t = torch.exp(d2 * rate)  # (S, N, M)
+        k = t.sum(dim=0)
+        return k, t.mul_(rate).sum(dim=0)
     k = torch.zeros_like(d2)  # (N, M)
     dk = torch.zeros_like(d2)  # (N, M)
     for s in scales:

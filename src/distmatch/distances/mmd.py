@@ -8,7 +8,7 @@ import torch
 
 from ._checks import check_choice, check_pair, check_positive, check_samples, check_scales
 from ._fused import fused, pair_sum
-from .kernels import KERNELS
+from .kernels import KERNELS, KernelFn
 
 __all__ = ["ESTIMATORS", "mmd"]
 
@@ -74,12 +74,22 @@ def mmd(
     check_samples(y, "y", min_points=min_points)
     check_pair(x, y)
     bandwidth = check_positive(bandwidth, "bandwidth")
-    kernel_fn, default_scales = KERNELS[kernel]
-    scales = check_scales(scales, default_scales)
+    scales = check_scales(scales, KERNELS[kernel][1])
 
+    return mmd_unchecked(x, y, KERNELS[kernel][0], bandwidth, scales, estimator == "unbiased")
+
+
+def mmd_unchecked(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    kernel_fn: KernelFn,
+    bandwidth: float,
+    scales: tuple[float, ...],
+    unbiased: bool,
+) -> torch.Tensor:
+    """:func:`mmd` without validation, for callers that own their inputs (the training objective)."""
     n, dim = x.shape
     m = y.shape[0]
-    unbiased = estimator == "unbiased"
 
     def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return kernel_fn(d2, dim, bandwidth, scales)

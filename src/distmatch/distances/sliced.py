@@ -103,7 +103,17 @@ def sliced_wasserstein(
                 f"projections must have shape (D, L) with D={dim}; got {tuple(projections.shape)}."
             )
         projections = projections.to(dtype=x.dtype, device=x.device)
-    theta = projections  # (D, L), a constant: no gradient flows to the directions
+    return sliced_unchecked(x, y, projections, p)
+
+
+def sliced_unchecked(
+    x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, p: float = 2.0
+) -> torch.Tensor:
+    """:func:`sliced_wasserstein` on given (D, L) directions ``theta``, without validation.
+
+    For callers that own their inputs (the training objective). ``theta`` is a constant: no
+    gradient flows to the directions.
+    """
 
     def compute(x, y, *, needs):
         x_sorted, x_order = torch.sort(x @ theta, dim=0)  # (N, L)
