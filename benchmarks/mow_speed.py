@@ -12,6 +12,7 @@ process; each block's time is divided by the plain block beside it, and the medi
 (machines here are noisy, so only ratios measured side by side are compared).
 
     python benchmarks/mow_speed.py --rounds 15 --block 300
+    python benchmarks/mow_speed.py --rounds 15 --block 300 --compile
     python benchmarks/mow_speed.py --arch celeba_conv --rounds 5 --block 40
 """
 
@@ -20,15 +21,31 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import types
 
 import torch
 
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective
+from distmatch.training import _compiled, _forward
 from distmatch.window import MovingWindow
 
 
-def make_step(mode: str, n: int, k: int, generator: torch.Generator, arch: str = "mnist_mlp"):
+def plain_forward(model, objective, window, x, generator):
+    """The batch-of-one autoencoder step's differentiable part: reconstruction loss only."""
+    z = model.encode(x)
+    rec = model.decode(z)
+    return z, {"loss": (rec - x).pow(2).flatten(1).sum(1).mean().sqrt()}
+
+
+def make_step(
+    mode: str,
+    n: int,
+    k: int,
+    generator: torch.Generator,
+    arch: str = "mnist_mlp",
+    compile: bool = False,
+):
     torch.manual_seed(0)
     shape = ARCHITECTURES[arch].sample_shape or (3, 256, 256)
     model = build_autoencoder(arch, sample_shape=shape)
@@ -37,17 +54,19 @@ def make_step(mode: str, n: int, k: int, generator: torch.Generator, arch: str =
     window = None if mode == "plain" else MovingWindow(n=n, k=k, dim=model.latent_dim)
     data = torch.rand(max(2 * k, 16), *shape, generator=generator)
     position = [0]
+    forward = plain_forward if window is None else _forward
+    if compile:
+        # A code object of its own per mode, so that the modes do not share one compile cache
+        # (whose guards a training run, with a single mode, would not pay for).
+        code = forward.__code__.replace(co_name=f"{forward.__name__}_{mode}")
+        forward = _compiled(types.FunctionType(code, forward.__globals__))
 
     def step() -> None:
         i = position[0] % (len(data) - k)
         position[0] += k
         x = data[i : i + k]
-        z = model.encode(x)
-        rec = model.decode(z)
-        if window is None:
-            loss = (rec - x).pow(2).flatten(1).sum(1).mean().sqrt()
-        else:
-            loss = objective(x, rec, window.join(z), generator)["loss"]
+        z, parts = forward(model, objective, window, x, generator)
+        loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -67,11 +86,16 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--arch", default="mnist_mlp", help="architecture (ffhq_conv at 256x256)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every step's forward (train --compile)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     modes = ["plain", "cwae", "wae", "swae"]
-    steps = {mode: make_step(mode, args.n, args.k, gen, args.arch) for mode in modes}
+    steps = {mode: make_step(mode, args.n, args.k, gen, args.arch, args.compile) for mode in modes}
     for step in steps.values():  # warm up
         for _ in range(min(50, args.block)):
             step()
@@ -84,6 +108,7 @@ def main() -> None:
             times[mode].append((time.perf_counter() - start) / args.block)
     print(
         f"{args.arch}, k = {args.k}, n = {args.n}, {args.threads} thread(s), "
+        f"{'compiled' if args.compile else 'eager'}, "
         f"{args.rounds} rounds of {args.block} steps; median over rounds"
     )
     print("| mode | ms / step | ratio to plain (median of per-round ratios) |")

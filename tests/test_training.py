@@ -246,3 +246,32 @@ def test_resume_rejects_changes_that_would_alter_the_run(tmp_path):
 def test_resume_needs_a_run_folder(tmp_path):
     with pytest.raises(RunError, match="must be a run folder holding config.json"):
         train(TrainConfig(), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_compiled_steps_follow_the_eager_trajectory(tmp_path):
+    config = dict(steps=30, log_every=10, eval_points=200, eval_every=100, seed=3)
+    train(TrainConfig(**config), tmp_path / "eager", progress=False)
+    train(TrainConfig(compile=True, **config), tmp_path / "compiled", progress=False)
+    eager = model_state(RunDir(tmp_path / "eager"))
+    compiled = model_state(RunDir(tmp_path / "compiled"))
+    for name, tensor in eager.items():
+        assert torch.allclose(tensor, compiled[name], atol=1e-5), name
+    losses = [
+        [r["loss"] for r in RunDir(tmp_path / run).read_metrics() if r["kind"] == "train"]
+        for run in ("eager", "compiled")
+    ]
+    assert np.allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_a_compiler_failure_is_one_clear_error(tmp_path, monkeypatch):
+    from distmatch.training import CompileUnavailable
+
+    def broken_compile(fn):
+        def call(*args):
+            raise torch._inductor.exc.InductorError(RuntimeError("no C++ compiler"), None)
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(CompileUnavailable, match="needs torch.compile to work here"):
+        train(TrainConfig(steps=5, compile=True, **FAST), tmp_path / "run", progress=False)

@@ -68,6 +68,7 @@ class TrainConfig:
     checkpoint_every: int = 5000  # steps between checkpoints (also after every evaluation)
     checkpoint_minutes: float = 5.0  # and at least this often
     device: str = "auto"  # auto: cuda when available, else cpu
+    compile: bool = False  # torch.compile the forward pass and cost (needs a C++ compiler on CPU)
 
     def validate(self) -> TrainConfig:
         """Checks every field; returns ``self``.
@@ -109,6 +110,7 @@ RESUMABLE_FIELDS = frozenset(
         "checkpoint_every",
         "checkpoint_minutes",
         "device",
+        "compile",
     }
 )
 

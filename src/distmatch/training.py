@@ -30,6 +30,7 @@ from .runstate import NonFiniteLossError, RunState, load_autoencoder
 
 __all__ = [
     "DEFAULT_ARCH",
+    "CompileUnavailable",
     "NonFiniteLossError",
     "TrainConfig",
     "TrainingInterrupted",
@@ -41,6 +42,10 @@ __all__ = [
 
 class TrainingInterrupted(RuntimeError):
     """SIGINT or SIGTERM stopped the run after a checkpoint was written."""
+
+
+class CompileUnavailable(RuntimeError):
+    """``compile=True`` but torch.compile cannot build code on this machine."""
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -82,6 +87,7 @@ def train(
         desc=f"{cfg.model} n={cfg.n} k={k}",
         dynamic_ncols=True,
     )
+    forward = _compiled(_forward) if cfg.compile else _forward
     with bar, _stop_on_signals() as stop:
         while s.step < s.total_steps:
             order = _epoch_order(cfg.seed, s.epoch, len(s.train_set))
@@ -89,8 +95,7 @@ def train(
                 s.window.reset(s.generator)
             while s.batch < s.steps_per_epoch and s.step < s.total_steps:
                 x = s.train_set.get_batch(order[s.batch * k : (s.batch + 1) * k]).to(s.device)
-                z = s.model.encode(x)  # (B, D), B = k except maybe at the end of an epoch
-                parts = s.objective(x, s.model.decode(z), s.window.join(z), s.generator)
+                z, parts = forward(s.model, s.objective, s.window, x, s.generator)
                 s.optimizer.zero_grad(set_to_none=True)
                 parts["loss"].backward()
                 s.optimizer.step()
@@ -114,6 +119,39 @@ def train(
                     s.evaluate()
             s.save()
     return s.finish()
+
+
+def _forward(model, objective, window, x, generator) -> tuple[torch.Tensor, dict]:
+    """The differentiable part of a step: encode, decode, join the codes with the window, cost."""
+    z = model.encode(x)  # (B, D), B = k except maybe at the end of an epoch
+    return z, objective(x, model.decode(z), window.join(z), generator)
+
+
+def _compiled(fn):
+    """``torch.compile(fn)``, whose failure to build (e.g. no C++ compiler) is one clear error.
+
+    Compiling the forward pass lets the backward pass run as one compiled graph too: on small
+    models, where each tensor operation costs more than its arithmetic, steps get much cheaper.
+    """
+    compiled = torch.compile(fn)
+    built = False
+
+    def call(*args):
+        nonlocal built
+        if built:
+            return compiled(*args)
+        try:
+            out = compiled(*args)
+        except (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CompileUnavailable(
+                "--compile needs torch.compile to work here (on CPU: a C++ compiler such as g++); "
+                f"it failed with: {first}. Train without --compile."
+            ) from err
+        built = True
+        return out
+
+    return call
 
 
 def _epoch_order(seed: int, epoch: int, size: int) -> torch.Tensor:
