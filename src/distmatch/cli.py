@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .cli_common import UsageError
+from .cli_reproduce import COMMANDS as REPRODUCE_COMMANDS
 from .cli_sketch import COMMANDS as SKETCH_COMMANDS
 from .cli_sketch import SKETCH_ACTIONS
 from .cli_train import COMMANDS as TRAIN_COMMANDS
@@ -201,7 +202,12 @@ def _distance_demo(args, names, options, gen) -> int:
 
 # ------------------------------------------------------------------------------------------- main
 
-COMMANDS = {**TRAIN_COMMANDS, **SKETCH_COMMANDS, "distances": (add_distances, run_distances)}
+COMMANDS = {
+    **TRAIN_COMMANDS,
+    **SKETCH_COMMANDS,
+    **REPRODUCE_COMMANDS,
+    "distances": (add_distances, run_distances),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -162,7 +162,9 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         help="the MoW paper's metrics of a trained run on its test split",
         description=(
             "Computes rec_error, wae_distance and cw_distance (as the MoW paper defines them) on "
-            "the test split and writes RUN/eval.json."
+            "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
+            "samples (needs the Inception weights file), --parzen the Parzen-window "
+            "log-likelihood of the test split (GMMN protocol)."
         ),
     )
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
@@ -172,6 +174,25 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--points", type=int, default=2000, help="test codes per distance (2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the subsamples (0)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    p.add_argument("--fid", action="store_true", help="add the FID (image data)")
+    p.add_argument(
+        "--fid-samples", type=int, default=10_000, help="generated images for the FID (10000)"
+    )
+    p.add_argument(
+        "--inception-weights",
+        type=Path,
+        default=None,
+        help="pt_inception-2015-12-05-6726825d.pth (default: look in the cache folder)",
+    )
+    p.add_argument(
+        "--download-weights",
+        action="store_true",
+        help="download the Inception weights into the cache folder if missing (checksum checked)",
+    )
+    p.add_argument("--parzen", action="store_true", help="add the Parzen-window log-likelihood")
+    p.add_argument(
+        "--parzen-samples", type=int, default=10_000, help="generated samples for Parzen (10000)"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -188,8 +209,44 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = record["config"]
     data_dir = args.data_dir if args.data_dir is not None else config["data_dir"]
     test = load_split(config["dataset"], "test", data_dir=data_dir, image_size=config["image_size"])
+    for flag in ("fid_samples", "parzen_samples"):
+        if getattr(args, flag) < 2:
+            name = "--" + flag.replace("_", "-")
+            raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
+    inception = None
+    if args.fid:  # fail on missing weights before any long computation
+        if not test.is_image:
+            raise UsageError(f"--fid needs image data; this run's samples are {test.sample_shape}.")
+        from .inception import load_inception
+
+        inception = load_inception(args.inception_weights, download=args.download_weights)
     gen = torch.Generator().manual_seed(args.seed)
     metrics = evaluate_autoencoder(model, test, generator=gen, points=args.points, device=device)
+    if inception is not None:
+        from .sample_metrics import autoencoder_fid
+
+        sample_gen = torch.Generator().manual_seed(args.seed)
+        metrics["fid"] = autoencoder_fid(
+            model, test, inception, samples=args.fid_samples, generator=sample_gen, device=device
+        )
+        metrics["fid_samples"] = args.fid_samples
+    if args.parzen:
+        from .sample_metrics import autoencoder_parzen
+
+        train_split = load_split(
+            config["dataset"], "train", data_dir=data_dir, image_size=config["image_size"]
+        )
+        sample_gen = torch.Generator().manual_seed(args.seed + 1)
+        metrics.update(
+            autoencoder_parzen(
+                model,
+                train_split,
+                test,
+                samples=args.parzen_samples,
+                generator=sample_gen,
+                device=device,
+            )
+        )
     run = RunDir(args.run)
     run.write_json(run.eval, {**metrics, "split": "test", "points": args.points, "seed": args.seed})
     print(json.dumps(metrics, indent=2))

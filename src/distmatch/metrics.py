@@ -9,6 +9,9 @@ On the test split:
   codes, averaged over ``cw_repeats`` subsamples (2000 and 5 in the paper).
 
 When the split has fewer than ``points`` samples, all of them are used.
+
+FID and the Parzen-window log-likelihood of generated samples are in :mod:`distmatch.sample_metrics`
+(:func:`frechet_distance` is re-exported here).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import torch
 
 from . import distances
+from .fid import frechet_distance
 from .objectives import reconstruction_errors
 
-__all__ = ["cw_distance", "encode_all", "evaluate_autoencoder", "wae_distance"]
+__all__ = ["cw_distance", "encode_all", "evaluate_autoencoder", "frechet_distance", "wae_distance"]
 
 
 @torch.no_grad()
