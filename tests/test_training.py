@@ -216,7 +216,7 @@ def test_batchnorm_in_a_custom_model_warns_at_small_k(tmp_path):
     [
         ({"k": 65}, "k must be between 1 and n=64; got k=65"),
         ({"n": 1}, "n must be >= 2"),
-        ({"model": "vae"}, "model must be one of 'cwae', 'swae', 'wae'; got 'vae'"),
+        ({"model": "vae"}, "model must be one of 'cwae', 'skwae', 'swae', 'wae'; got 'vae'"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of 'adam', 'sgd'; got 'rmsprop'"),
         ({"lr": 0.0}, "lr must be a finite number > 0; got 0.0"),
         ({"epochs": 0}, "epochs must be an int >= 1; got 0"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .cli_common import UsageError
+from .cli_latent import COMMANDS as LATENT_COMMANDS
 from .cli_reproduce import COMMANDS as REPRODUCE_COMMANDS
 from .cli_sketch import COMMANDS as SKETCH_COMMANDS
 from .cli_sketch import SKETCH_ACTIONS
@@ -206,6 +207,7 @@ COMMANDS = {
     **TRAIN_COMMANDS,
     **SKETCH_COMMANDS,
     **REPRODUCE_COMMANDS,
+    **LATENT_COMMANDS,
     "distances": (add_distances, run_distances),
 }
 

@@ -11,7 +11,12 @@ model      distance_term                                                        
 ``cwae``   ``log cramer_wold_normality(codes)``, gamma = silverman_gamma(n)        none (closed form)
 ``wae``    ``mmd(codes, p)``, IMQ kernel, scales .1 ... 10, unbiased               ``p``: n fresh N(0, I) draws
 ``swae``   ``sliced_wasserstein(codes, p)``, 50 fresh directions, p = 2, no root   ``p``: n fresh N(0, I) draws
+``skwae``  ``|mean_i Phi(codes_i) - sketch(N(0, I))|^2``, Gaussian features        none (exact sketch)
 =========  ======================================================================  ==============
+
+``skwae`` (:mod:`distmatch.latent_sketch`) compares the mean random Fourier features of the codes
+with the exact sketch of the prior, an estimate of MMD^2 with a Gaussian kernel at O(m n D) cost. With
+a moving sketch instead of a window, ``codes`` is the joined (2m,) sketch itself.
 
 Reconstruction conventions, from the per-image sums of squared errors ``e_i = |x_i - x_rec_i|^2``:
 
@@ -34,6 +39,7 @@ from .distances.cramer_wold import normality_unchecked
 from .distances.kernels import WAE_SCALES, imq_kernel
 from .distances.mmd import mmd_unchecked
 from .distances.sliced import random_projections, sliced_unchecked
+from .latent_sketch import SKETCH_FREQUENCIES, mean_features, prior_sketch, sketch_prior_distance
 
 __all__ = ["LATENT_DISTANCES", "RECONSTRUCTIONS", "AutoencoderObjective", "reconstruction_errors"]
 
@@ -78,10 +84,36 @@ def swae_term(
     return sliced_unchecked(codes, prior, theta, p=2.0)  # validation skipped as for cwae_term
 
 
+def skwae_term(
+    codes: torch.Tensor,
+    generator: torch.Generator | None,
+    *,
+    n_projections: int = 50,
+    dim: int | None = None,
+    m: int = SKETCH_FREQUENCIES,
+    bandwidth: float | None = None,
+) -> torch.Tensor:
+    """Squared sketch distance of the joined codes (n, D), or of a joined sketch (2m,), to N(0, I).
+
+    ``dim`` is needed for a joined sketch only (it fixes the frequencies).
+    """
+    del generator, n_projections  # exact prior sketch: no draws
+    if codes.dim() == 2:
+        omega, prior = prior_sketch(
+            codes.shape[1], m, bandwidth, device=codes.device, dtype=codes.dtype
+        )
+        return sketch_prior_distance(mean_features(codes, omega), prior)
+    if dim is None:
+        raise ValueError("skwae needs the latent dimension to score a joined sketch; got none.")
+    _, prior = prior_sketch(dim, m, bandwidth, device=codes.device, dtype=codes.dtype)
+    return sketch_prior_distance(codes, prior)
+
+
 LATENT_DISTANCES: dict[str, Callable[..., torch.Tensor]] = {
     "cwae": cwae_term,
     "wae": wae_term,
     "swae": swae_term,
+    "skwae": skwae_term,
 }
 
 
@@ -106,10 +138,13 @@ class AutoencoderObjective:
     """The cost of one moving-window step, returned by parts.
 
     Args:
-        model: ``"cwae"``, ``"wae"`` or ``"swae"``.
+        model: ``"cwae"``, ``"wae"``, ``"swae"`` or ``"skwae"``.
         lam: weight of the distance term, > 0 (1 in the reference).
         reconstruction: ``"root"`` or ``"mean"`` (see the module docstring).
         n_projections: directions of the sliced distance (SWAE only).
+        latent_dim: D, needed by ``skwae`` with a moving sketch.
+        sketch_frequencies: m of ``skwae``.
+        sketch_bandwidth: kernel bandwidth of ``skwae`` (default ``sqrt(D)``).
 
     Example:
         >>> objective = AutoencoderObjective("cwae")
@@ -125,11 +160,26 @@ class AutoencoderObjective:
         lam: float = 1.0,
         reconstruction: str = "root",
         n_projections: int = 50,
+        latent_dim: int | None = None,
+        sketch_frequencies: int = SKETCH_FREQUENCIES,
+        sketch_bandwidth: float | None = None,
     ) -> None:
         self.model = check_choice(model, "model", LATENT_DISTANCES)
         self.lam = check_positive(lam, "lam")
         self.reconstruction = check_choice(reconstruction, "reconstruction", RECONSTRUCTIONS)
         self.n_projections = check_positive_int(n_projections, "n_projections")
+        self.options: dict = {"n_projections": self.n_projections}
+        if self.model == "skwae":
+            bandwidth = (
+                None
+                if sketch_bandwidth is None
+                else check_positive(sketch_bandwidth, "sketch_bandwidth")
+            )
+            self.options.update(
+                dim=latent_dim,
+                m=check_positive_int(sketch_frequencies, "sketch_frequencies"),
+                bandwidth=bandwidth,
+            )
 
     def __call__(
         self,
@@ -143,7 +193,8 @@ class AutoencoderObjective:
         Args:
             x: (k, ...) inputs of this step.
             x_rec: (k, ...) their reconstructions.
-            codes: (n, D) joined codes (fresh first, then the window).
+            codes: (n, D) joined codes (fresh first, then the window), or for ``skwae`` with a
+                moving sketch the joined (2m,) sketch.
             generator: randomness for prior draws and sliced directions.
 
         Returns:
@@ -154,6 +205,6 @@ class AutoencoderObjective:
         rec = errors.mean()
         if self.reconstruction == "root":
             rec = rec.sqrt()
-        term = LATENT_DISTANCES[self.model](codes, generator, n_projections=self.n_projections)
+        term = LATENT_DISTANCES[self.model](codes, generator, **self.options)
         weighted = term if self.lam == 1.0 else self.lam * term
         return {"loss": rec + weighted, "reconstruction": rec, "distance": term}
