@@ -62,7 +62,9 @@ def test_gradcheck_of_the_whole_cost(model):
 
 
 def test_bad_options_and_shapes():
-    with pytest.raises(ValueError, match="model must be one of 'cwae', 'skwae', 'swae', 'wae'; got 'vae'"):
+    with pytest.raises(
+        ValueError, match="model must be one of 'cwae', 'skwae', 'swae', 'wae'; got 'vae'"
+    ):
         AutoencoderObjective("vae")
     with pytest.raises(ValueError, match="reconstruction must be one of 'mean', 'root'; got 'l1'"):
         AutoencoderObjective("wae", reconstruction="l1")

@@ -235,9 +235,20 @@ def sketch_dataset(
         >>> from distmatch.sketch import FourierFeatures
         >>> s = sketch_dataset(torch.rand(1000, 2), FourierFeatures(2, 100), progress=False)
     """
+    check_positive_int(batch_size, "batch_size")
+    sketch = _sketch_rows(
+        data, features, batch_size=batch_size, center=center, scale=scale, device=device,
+        progress=progress, compile=compile,
+    )  # fmt: skip
+    if sketch.count == 0:
+        raise ValueError("data must hold at least one sample; got 0.")
+    return sketch
+
+
+def _sketch_rows(data, features, *, batch_size, center, scale, device, progress, compile) -> Sketch:
+    """The one pass of :func:`sketch_dataset`; no data gives an empty sketch (count 0)."""
     from .sketch import Sketch
 
-    check_positive_int(batch_size, "batch_size")
     sketch = Sketch(features, center=center, scale=scale)
     chunks, total = _chunks(data, batch_size)
     summer = _FeatureSummer(features, sketch.center, sketch.scale, _resolve_device(device), compile)
@@ -250,7 +261,7 @@ def sketch_dataset(
             summer.add(x)
             bar.update(x.shape[0])
     if summer.count == 0:
-        raise ValueError("data must hold at least one sample; got 0.")
+        return sketch
     sketch._add(summer.total, summer.count)
     seconds = time.perf_counter() - start
     logger.info(
@@ -275,6 +286,14 @@ def unit_ball_scaling(
         TypeError, ValueError: unsupported or empty data, NaN/inf values.
     """
     check_positive_int(batch_size, "batch_size")
+    largest, count = _largest_norm(data, center, batch_size)
+    if count == 0:
+        raise ValueError("data must hold at least one sample; got 0.")
+    return largest + 1e-6
+
+
+def _largest_norm(data, center, batch_size: int) -> tuple[float, int]:
+    """``(max_i |x_i - center|, N)`` in float64 over one pass; ``(0.0, 0)`` without data."""
     chunks, _ = _chunks(data, batch_size)
     largest, count, dim, c = 0.0, 0, None, None
     for raw in chunks:
@@ -288,6 +307,4 @@ def unit_ball_scaling(
         if x.shape[0]:
             largest = max(largest, float(torch.linalg.vector_norm(x, dim=1).max()))
         count += x.shape[0]
-    if count == 0:
-        raise ValueError("data must hold at least one sample; got 0.")
-    return largest + 1e-6
+    return largest, count

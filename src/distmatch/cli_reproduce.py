@@ -43,6 +43,8 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
         help="add the FID of every kept run (pt_inception-2015-12-05-6726825d.pth)",
     )
     mow.add_argument("--fid-samples", type=int, default=10_000, help="images per FID (10000)")
+    mow.add_argument("--arch", default=None, help="override the paper's architecture")
+    mow.add_argument("--latent-dim", type=int, default=None, help="override the paper's z")
     mow.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     mow.add_argument("--out", type=Path, default=None, help="folder (default reproduce/mow-DATA)")
     mow.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -126,6 +128,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         eval_points=args.eval_points,
         inception_weights=args.inception_weights,
         fid_samples=args.fid_samples,
+        arch=args.arch,
+        latent_dim=args.latent_dim,
         progress=not args.no_progress,
     )
     print((out / "table.md").read_text())

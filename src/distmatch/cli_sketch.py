@@ -21,8 +21,9 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "One pass over the data: the sketch is the mean of random Fourier features "
             "[cos(x W), sin(x W)] / sqrt(m), saved as .npz with its frequencies and the scaling "
-            "applied first. `distmatch sketch merge A.npz B.npz --out C.npz` adds partial sketches; "
-            "`distmatch sketch info S.npz` describes one."
+            "applied first. `distmatch sketch merge A.npz B.npz --out C.npz` adds partial sketches "
+            "(e.g. of --shard 1/2 and 2/2); `distmatch sketch info S.npz` describes one. Under "
+            "torchrun each process sketches its part and rank 0 writes the file."
         ),
     )
     p.add_argument(
@@ -42,7 +43,16 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         help="kernel bandwidth, or 'auto' (default sqrt(1e-3))",
     )
     p.add_argument(
-        "--scale", default="unit_ball", choices=("unit_ball", "none"), help="scaling applied first"
+        "--scale",
+        default="unit_ball",
+        help="divisor applied first: unit_ball (max norm of the whole data set, default), none, "
+        "or a positive number",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="sketch only the I-th of N contiguous shards (1 <= I <= N), for sketch merge",
     )
     p.add_argument("--points", type=int, default=100_000, help="draws of a toy data set (100000)")
     p.add_argument("--batch-size", type=int, default=10_000, help="points per chunk (10000)")
@@ -55,29 +65,113 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sketch(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
+    from . import distributed
     from . import sketch as sk
-    from .toys import TOYS, toy_dataset
+    from .toys import TOYS
 
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
+    fixed_scale = _fixed_scale(args.scale)
+    data = _sketch_data(args)
+    shard = _shard_rows(args.shard, len(data), args.batch_size) if args.shard else slice(None)
+    with distributed.process_group(args.device) as device:
+        # A data-dependent scale is that of the whole data set, whatever the shard or the rank.
+        scale = fixed_scale or distributed.unit_ball_scaling(data, batch_size=args.batch_size)
+        features = sk.FourierFeatures(
+            data.shape[1],
+            args.n_frequencies,
+            law=args.law,
+            bandwidth=_bandwidth(args, data, scale),
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+        started = time.perf_counter()
+        sketch = distributed.sketch_dataset(
+            data[shard],
+            features,
+            batch_size=args.batch_size,
+            scale=scale,
+            device=device,
+            progress=not args.no_progress,
+        )
+        seconds = time.perf_counter() - started
+        if not distributed.is_main():
+            return 0
     if args.dataset in TOYS:
-        data = toy_dataset(args.dataset, args.points, seed=args.seed).numpy()
-    elif args.dataset.endswith(".npy"):
-        if not Path(args.dataset).is_file():
-            raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
-        data = np.load(args.dataset, mmap_mode="r", allow_pickle=False)
-        if data.ndim != 2:
-            raise UsageError(f"--dataset must hold an (N, D) array; got shape {data.shape}.")
-    else:
+        sketch.source = args.dataset
+    sketch.save(args.out)
+    rate = sketch.count / seconds if seconds > 0 else float("inf")
+    what = f"shard {args.shard} (rows {shard.start}..{shard.stop - 1}): " if args.shard else ""
+    print(
+        f"sketched {what}{sketch.count:,} points of dimension {data.shape[1]} with "
+        f"m = {args.n_frequencies:,} in {seconds:.2f} s ({rate:,.0f} points/s) -> {args.out}"
+    )
+    return 0
+
+
+def _sketch_data(args: argparse.Namespace):
+    """The whole data set of --dataset: toy draws or a memory-mapped (N, D) .npy array."""
+    import numpy as np
+
+    from .toys import TOYS, toy_dataset
+
+    if args.dataset in TOYS:
+        return toy_dataset(args.dataset, args.points, seed=args.seed).numpy()
+    if not args.dataset.endswith(".npy"):
         raise UsageError(
             f"--dataset must be one of {', '.join(sorted(TOYS))} or a .npy file; got '{args.dataset}'."
         )
-    scale = (
-        sk.unit_ball_scaling(data, batch_size=args.batch_size) if args.scale == "unit_ball" else 1.0
-    )
+    if not Path(args.dataset).is_file():
+        raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
+    data = np.load(args.dataset, mmap_mode="r", allow_pickle=False)
+    if data.ndim != 2:
+        raise UsageError(f"--dataset must hold an (N, D) array; got shape {data.shape}.")
+    return data
+
+
+def _fixed_scale(value: str) -> float | None:
+    """--scale: None for unit_ball (computed from the data), 1.0 for none, or the number given."""
+    if value == "unit_ball":
+        return None
+    if value == "none":
+        return 1.0
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = math.nan
+    if not (0 < scale < math.inf):
+        raise UsageError(f"--scale must be unit_ball, none or a positive number; got '{value}'.")
+    return scale
+
+
+def _shard_rows(spec: str, n_rows: int, batch_size: int) -> slice:
+    """Rows of --shard I/N (1-based): contiguous runs of whole --batch-size chunks."""
+    from . import distributed
+
+    index, _, count = spec.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard must be I/N with 1 <= I <= N (e.g. 1/4); got '{spec}'.")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1; got {batch_size}.")
+    rows = distributed.shard_rows(n_rows, batch_size, int(index) - 1, int(count))
+    if rows.stop <= rows.start:
+        chunks = math.ceil(n_rows / batch_size)
+        raise UsageError(
+            f"--shard {spec} must hold data; got none: {n_rows} rows make {chunks} chunks of "
+            f"--batch-size {batch_size}, so use at most {chunks} shards or a smaller --batch-size."
+        )
+    return rows
+
+
+def _bandwidth(args: argparse.Namespace, data, scale: float) -> float:
+    """--bandwidth, or its estimate from the first 20,000 rows (the same for every shard)."""
+    import numpy as np
+    import torch
+
+    from . import distributed
+    from . import sketch as sk
+
     if args.bandwidth == "auto":
         sample = (
             torch.as_tensor(np.asarray(data[: min(len(data), 20_000)], dtype=np.float64)) / scale
@@ -85,40 +179,15 @@ def run_sketch(args: argparse.Namespace) -> int:
         bandwidth = sk.estimate_bandwidth(
             sample, generator=torch.Generator().manual_seed(args.seed)
         )
-        print(f"estimated bandwidth: {bandwidth:.6g}")
-    else:
-        try:
-            bandwidth = float(args.bandwidth)
-        except ValueError:
-            raise UsageError(
-                f"--bandwidth must be a positive number or 'auto'; got '{args.bandwidth}'."
-            ) from None
-    features = sk.FourierFeatures(
-        data.shape[1],
-        args.n_frequencies,
-        law=args.law,
-        bandwidth=bandwidth,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    started = time.perf_counter()
-    sketch = sk.sketch_dataset(
-        data,
-        features,
-        batch_size=args.batch_size,
-        scale=scale,
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    seconds = time.perf_counter() - started
-    if args.dataset in TOYS:
-        sketch.source = args.dataset
-    sketch.save(args.out)
-    rate = sketch.count / seconds if seconds > 0 else float("inf")
-    print(
-        f"sketched {sketch.count:,} points of dimension {data.shape[1]} with m = {args.n_frequencies:,} "
-        f"in {seconds:.2f} s ({rate:,.0f} points/s) -> {args.out}"
-    )
-    return 0
+        if distributed.is_main():
+            print(f"estimated bandwidth: {bandwidth:.6g}")
+        return bandwidth
+    try:
+        return float(args.bandwidth)
+    except ValueError:
+        raise UsageError(
+            f"--bandwidth must be a positive number or 'auto'; got '{args.bandwidth}'."
+        ) from None
 
 
 def add_sketch_merge(subparsers: argparse._SubParsersAction) -> None:
@@ -138,7 +207,11 @@ def run_sketch_merge(args: argparse.Namespace) -> int:
         raise UsageError(f"sketch merge needs at least two sketch files; got {len(args.inputs)}.")
     merged = Sketch.load(args.inputs[0])
     for path in args.inputs[1:]:
-        merged.merge(Sketch.load(path))
+        part = Sketch.load(path)
+        try:
+            merged.merge(part)
+        except ValueError as err:
+            raise UsageError(f"'{path}' cannot be merged with '{args.inputs[0]}': {err}") from None
     merged.save(args.out)
     print(f"merged {len(args.inputs)} sketches ({merged.count:,} points) -> {args.out}")
     return 0
@@ -254,6 +327,7 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fit(args: argparse.Namespace, fields: dict) -> int:
+    from . import distributed
     from .generator_training import GeneratorConfig, train_generator
     from .training import NonFiniteLossError, TrainingInterrupted
 
@@ -266,16 +340,22 @@ def _fit(args: argparse.Namespace, fields: dict) -> int:
     if given.get("latent_codes") == 0:
         given["latent_codes"] = None
     config = GeneratorConfig(**fields, **given)
-    try:
-        summary = train_generator(
-            config, args.out, resume=args.resume, progress=not args.no_progress
-        )
-    except TrainingInterrupted as err:
-        print(f"distmatch: {err}; resume with --resume --out {args.out}")
-        return 130
-    except NonFiniteLossError as err:
-        print(f"distmatch: error: {err}", file=sys.stderr)
-        return 1
+    with distributed.process_group(config.device):  # under torchrun: rank 0 alone prints
+        main = distributed.is_main()
+        try:
+            summary = train_generator(
+                config, args.out, resume=args.resume, progress=not args.no_progress
+            )
+        except TrainingInterrupted as err:
+            if main:
+                print(f"distmatch: {err}; resume with --resume --out {args.out}")
+            return 130
+        except NonFiniteLossError as err:
+            if main:
+                print(f"distmatch: error: {err}", file=sys.stderr)
+            return 1
+    if not main:
+        return 0
     print(f"run folder: {args.out}")
     print(json.dumps(summary, indent=2))
     return 0

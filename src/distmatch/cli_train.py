@@ -116,6 +116,7 @@ def _default_out(config) -> Path:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .training import (
         CompileUnavailable,
         NonFiniteLossError,
@@ -133,18 +134,22 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig(**given)
     config.validate()
-    out = args.out if args.out is not None else _default_out(config)
-    try:
-        summary = train(config, out, resume=args.resume, progress=not args.no_progress)
-    except TrainingInterrupted as err:
-        print(f"distmatch train: {err}; resume with: distmatch train --resume --out {out}")
-        return 130
-    except NonFiniteLossError as err:
-        print(f"distmatch train: error: {err}", file=sys.stderr)
-        return 1
-    except CompileUnavailable as err:
-        print(f"distmatch train: error: {err}", file=sys.stderr)
-        return 2
+    # Under torchrun every rank runs this; rank 0 chooses the folder and alone prints.
+    with distributed.process_group(config.device):
+        out = args.out if args.out is not None else distributed.on_main(_default_out, config)
+        main = distributed.is_main()
+        try:
+            summary = train(config, out, resume=args.resume, progress=not args.no_progress)
+        except TrainingInterrupted as err:
+            if main:
+                print(f"distmatch train: {err}; resume with: distmatch train --resume --out {out}")
+            return 130
+        except (NonFiniteLossError, CompileUnavailable) as err:
+            if main:
+                print(f"distmatch train: error: {err}", file=sys.stderr)
+            return 1 if isinstance(err, NonFiniteLossError) else 2
+    if not main:
+        return 0
     print(f"run folder: {out}")
     print(json.dumps(summary, indent=2))
     figures = sorted((Path(out) / "figures").glob("*.png"))

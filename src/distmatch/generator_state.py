@@ -1,4 +1,9 @@
-"""The objects of one generator training run and their bookkeeping (see generator_training.py)."""
+"""The objects of one generator training run and their bookkeeping (see generator_training.py).
+
+Across P ranks (:mod:`distmatch.distributed`) each rank generates its part of every global batch,
+the loss is that of the global batch on every rank, and rank 0 alone reads the checkpoint (the
+others receive it), evaluates and writes files.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import __version__, distances
+from . import __version__, distances, distributed
 from .config import resolve_device
 from .generator_training import MULTISCALE, GeneratorConfig
 from .runs import RunDir, RunError
@@ -58,26 +63,11 @@ class GeneratorRun:
         from .sketch import Sketch, unit_ball_scaling
 
         s = cls()
-        s.run = RunDir(out)
-        state = None
-        if resume:
-            saved = s.run.read_json(s.run.config)["config"]
-            fields = dataclasses.asdict(config)
-            changed = sorted(
-                k for k, v in fields.items() if k not in RESUMABLE and saved.get(k) != v
-            )
-            if changed:
-                raise RunError(
-                    f"a resumed run must keep its configuration except {', '.join(sorted(RESUMABLE))}; "
-                    f"got changes to {', '.join(changed)}."
-                )
-            state = s.run.load_checkpoint()
-        elif s.run.checkpoint.exists() or s.run.config.exists():
-            raise RunError(
-                f"'{s.run.root}' already holds a run; use --resume to continue it or choose another --out."
-            )
+        s.run, s.world = RunDir(out), distributed.world()
+        state = distributed.on_main(_saved_state, config, s.run, resume)
         s.config = config.validate()
-        s.device = resolve_device(config.device)
+        distributed.check_divisible(config.batch_size, "batch_size")
+        s.device = distributed.rank_device(resolve_device(config.device))
         s.toy = None
         if config.objective == "sketch":
             s.sketch = Sketch.load(config.sketch)
@@ -122,8 +112,10 @@ class GeneratorRun:
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
         s.elapsed, s.eval_seconds = 0.0, 0.0
         s.started = time.perf_counter()
+        s.agreed_stop = False
         if state is None:
-            s.run.write_json(s.run.config, s._record(dim))
+            if s.world.is_main:
+                s.run.write_json(s.run.config, s._record(dim))
             s.evaluate()  # the untrained generator: where the curves start
             s.save()
         else:
@@ -151,19 +143,32 @@ class GeneratorRun:
         gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch + 29)
         return torch.randperm(self.codes.shape[0] if self.codes is not None else 1, generator=gen)
 
-    def latent_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+    def _global_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B,) the global batch: indices of kept codes, or rows of the fresh draw."""
         size = self.config.batch_size
         if self.codes is None:
-            shape = (size, self.generator.latent_dim)
-            return torch.randn(shape, generator=self.gen, device=self.device)
-        return self.codes[order[batch * size : (batch + 1) * size].to(self.device)]
+            return torch.arange(size)
+        return order[batch * size : (batch + 1) * size]
+
+    def latent_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B_r, latent_dim): this rank's part of the latent codes of the global batch."""
+        part, _ = distributed.split_batch(self._global_batch(order, batch))
+        if self.codes is None:
+            shape = (self.config.batch_size, self.generator.latent_dim)
+            codes = torch.randn(shape, generator=self.gen, device=self.device)  # alike on all ranks
+            return codes if self.world.size == 1 else codes[part.to(self.device)]
+        return self.codes[part.to(self.device)]
 
     def loss(self, x: torch.Tensor, order: torch.Tensor, batch: int) -> torch.Tensor:
-        """The squared sketch distance, or the exact MMD against a random batch of the data."""
-        if self.config.objective == "sketch":
-            from .sketch import sketch_distance
+        """The squared sketch distance, or the exact MMD against a random batch of the data.
 
-            return sketch_distance(self.sketch, x)
+        ``x`` (B_r, D) is this rank's part; the loss is that of the global batch on every rank:
+        the sketch distance of the all-reduced mean features, or the MMD of the gathered samples.
+        """
+        if self.config.objective == "sketch":
+            return distributed.sketch_distance(self.sketch, x)
+        _, sizes = distributed.split_batch(self._global_batch(order, batch))
+        x = distributed.all_gather_rows(x, sizes)  # (B, D)
         index = torch.randint(
             self.data.shape[0], (x.shape[0],), generator=self.gen, device=self.device
         )
@@ -176,6 +181,16 @@ class GeneratorRun:
             }
         return distances.mmd(x, y, bandwidth=self.config.bandwidth, **options)
 
+    def sync(self, stop: Any) -> None:
+        """Across ranks: averages the gradients and agrees on stopping (one all-reduce)."""
+        if self.world.size > 1:
+            params = self.generator.parameters()
+            (self.agreed_stop,) = distributed.average_gradients(params, (stop.requested,))
+
+    def stopping(self, stop: Any) -> bool:
+        """Whether a signal asks to stop: this process's flag, or the ranks' agreed one."""
+        return self.agreed_stop if self.world.size > 1 else stop.requested
+
     def record(self, loss: torch.Tensor) -> None:
         self.meter.add({"loss": loss})
         self.epoch_meter.add({"loss": loss})
@@ -184,7 +199,9 @@ class GeneratorRun:
         if not self.meter.finite():
             self.save()  # raises NonFiniteLossError
         means = self.meter.flush()
-        self.run.append_metrics({"kind": "train", "step": self.step, "epoch": self.epoch, **means})
+        if self.world.is_main:
+            row = {"kind": "train", "step": self.step, "epoch": self.epoch, **means}
+            self.run.append_metrics(row)
         return {key: f"{value:.4g}" for key, value in means.items()}
 
     # ---------------------------------------------------------------------------- an epoch
@@ -200,11 +217,15 @@ class GeneratorRun:
             self.bad_epochs += 1
         self.stopped_early = self.bad_epochs >= self.config.patience
         row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, "loss": loss}
-        self.run.append_metrics(row)
+        if self.world.is_main:
+            self.run.append_metrics(row)
         self.evaluate()
         self.save()
 
     def evaluate(self) -> dict[str, float]:
+        """Held-out metrics, a metrics row and figures (rank 0 only)."""
+        if not self.world.is_main:
+            return {}
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
         metrics: dict[str, float] = {}
@@ -246,6 +267,10 @@ class GeneratorRun:
                 f"the loss became NaN or infinite before step {self.step} (lr={self.config.lr}); "
                 f"the run stopped and {self.run.checkpoint} keeps the last good state."
             )
+        if self.world.is_main:
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
         self.run.save_checkpoint(
             {
                 "step": self.step,
@@ -276,9 +301,14 @@ class GeneratorRun:
         if self.stopped_early and self.epoch < self.config.epochs:
             self.stopped_early = False  # more epochs were asked for: early stopping starts afresh
             self.bad_epochs = 0
-        self.run.truncate_metrics(self.step)
+        if self.world.is_main:
+            self.run.truncate_metrics(self.step)
 
     def finish(self) -> dict[str, Any]:
+        """``summary.json``, written by rank 0; every rank returns the summary."""
+        return distributed.on_main(self._summarise)
+
+    def _summarise(self) -> dict[str, Any]:
         rows = self.run.read_metrics()
         evals = [r for r in rows if r.get("kind") == "eval"]
         epochs = [r for r in rows if r.get("kind") == "epoch"]
@@ -301,6 +331,25 @@ class GeneratorRun:
         }
         self.run.write_json(self.run.summary, summary)
         return summary
+
+
+def _saved_state(config: GeneratorConfig, run: RunDir, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a new run), after checking the run folder."""
+    if resume:
+        saved = run.read_json(run.config)["config"]
+        fields = dataclasses.asdict(config)
+        changed = sorted(k for k, v in fields.items() if k not in RESUMABLE and saved.get(k) != v)
+        if changed:
+            raise RunError(
+                f"a resumed run must keep its configuration except {', '.join(sorted(RESUMABLE))}; "
+                f"got changes to {', '.join(changed)}."
+            )
+        return run.load_checkpoint()
+    if run.checkpoint.exists() or run.config.exists():
+        raise RunError(
+            f"'{run.root}' already holds a run; use --resume to continue it or choose another --out."
+        )
+    return None
 
 
 def evaluate_generator(samples, heldout, unscale, toy, generator) -> dict[str, float]:

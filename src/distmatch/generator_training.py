@@ -9,6 +9,9 @@ file is the only thing read: the data are never touched again.
 of the data by the exact MMD with the kernel that the sketch's frequency law stands for (Gaussian
 exactly; folded Gaussian in 2-D by its closed form) or with a multi-scale Gaussian.
 
+Launched by ``torchrun`` on P processes, ``batch_size`` is global: each rank generates its part and
+the loss is that of the global batch (:mod:`distmatch.distributed`).
+
 Both work in the sketch's coordinates (by default the unit l2 ball, as the CL-GN reference scales its
 data) and samples are mapped back to the data's own coordinates.
 
@@ -28,6 +31,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import distributed
 from .distances._checks import check_choice, check_positive, check_positive_int
 from .training import TrainingInterrupted, _stop_on_signals
 
@@ -117,12 +121,18 @@ def train_generator(
     """
     from .generator_state import GeneratorRun
 
-    s = GeneratorRun.start(config, out, resume=resume)
+    with distributed.process_group(config.device):
+        s = GeneratorRun.start(config, out, resume=resume)
+        return _loop(s, progress)
+
+
+def _loop(s: Any, progress: bool) -> dict[str, Any]:
+    """The steps of a started run (a ``GeneratorRun``) to the end; returns the summary."""
     cfg = s.config
     bar = tqdm(
         total=s.total_steps,
         initial=s.step,
-        disable=not progress,
+        disable=not (progress and s.world.is_main),
         unit="step",
         desc=f"{cfg.objective} {cfg.arch}",
         dynamic_ncols=True,
@@ -131,18 +141,19 @@ def train_generator(
         while s.epoch < cfg.epochs and not s.stopped_early:
             order = s.epoch_order()
             while s.batch < s.steps_per_epoch:
-                z = s.latent_batch(order, s.batch)  # (B, latent_dim)
-                x = s.generator(z)  # (B, D), sketch coordinates
-                loss = s.loss(x, order, s.batch)
+                z = s.latent_batch(order, s.batch)  # (B_r, latent_dim): this rank's part
+                x = s.generator(z)  # (B_r, D), sketch coordinates
+                loss = s.loss(x, order, s.batch)  # the global batch's
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                s.sync(stop)  # ranks: average the gradients, agree on stopping
                 s.optimizer.step()
                 s.step, s.batch = s.step + 1, s.batch + 1
                 s.record(loss)
                 bar.update()
                 if s.step % cfg.log_every == 0:
                     bar.set_postfix(s.log_interval(), refresh=False)
-                if stop.requested:
+                if s.stopping(stop):
                     s.save()
                     raise TrainingInterrupted(f"interrupted at step {s.step}; checkpoint written")
             s.end_epoch()  # epoch loss, early stopping, evaluation, figures, checkpoint

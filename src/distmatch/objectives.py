@@ -201,10 +201,16 @@ class AutoencoderObjective:
             dict with 0-d tensors ``loss``, ``reconstruction`` and ``distance`` (the distance term
             as it enters the loss: the log of the CW distance for CWAE).
         """
-        errors = reconstruction_errors(x, x_rec)  # (k,)
-        rec = errors.mean()
-        if self.reconstruction == "root":
-            rec = rec.sqrt()
+        return self.from_mean_error(reconstruction_errors(x, x_rec).mean(), codes, generator)
+
+    def from_mean_error(
+        self,
+        mean_error: torch.Tensor,
+        codes: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The parts from the batch's mean per-image error (e.g. all-reduced over ranks)."""
+        rec = mean_error.sqrt() if self.reconstruction == "root" else mean_error
         term = LATENT_DISTANCES[self.model](codes, generator, **self.options)
         weighted = term if self.lam == 1.0 else self.lam * term
         return {"loss": rec + weighted, "reconstruction": rec, "distance": term}

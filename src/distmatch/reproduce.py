@@ -48,6 +48,8 @@ class MowJob:
     data_dir: str | None = None
     device: str = "auto"
     eval_points: int = 2000
+    arch: str | None = None  # None: the protocol's
+    latent_dim: int | None = None  # None: the protocol's
 
 
 def mow_jobs(
@@ -61,6 +63,8 @@ def mow_jobs(
     lr_grid: list[float] | None = None,
     device: str = "auto",
     eval_points: int = 2000,
+    arch: str | None = None,
+    latent_dim: int | None = None,
 ) -> list[MowJob]:
     """The runs of a reproduction, the long small-k runs first."""
     if dataset not in MOW_PROTOCOLS:
@@ -85,6 +89,8 @@ def mow_jobs(
                         data_dir,
                         device,
                         eval_points,
+                        arch,
+                        latent_dim,
                     )
                 )
     return jobs
@@ -98,8 +104,8 @@ def _config(job: MowJob):
         model=job.model,
         dataset=job.dataset,
         data_dir=job.data_dir,
-        arch=protocol.arch,
-        latent_dim=protocol.latent_dim,
+        arch=job.arch or protocol.arch,
+        latent_dim=job.latent_dim or protocol.latent_dim,
         n=64,
         k=job.k,
         optimizer=protocol.optimizer,
@@ -177,6 +183,8 @@ def reproduce_mow(
     eval_points: int = 2000,
     inception_weights: str | os.PathLike[str] | None = None,
     fid_samples: int = 10_000,
+    arch: str | None = None,
+    latent_dim: int | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs the protocol, writes ``table.md``, ``figure.png`` and ``results.json`` in ``out``.
@@ -195,6 +203,7 @@ def reproduce_mow(
         inception_weights: the FID Inception weights file; when given, every kept run without a
             FID gets one (``fid_samples`` images), stored in its ``eval.json``.
         fid_samples: generated images per FID.
+        arch, latent_dim: override the protocol's architecture (say so when quoting results).
         progress: progress bars (one run at a time only).
 
     Returns:
@@ -210,6 +219,8 @@ def reproduce_mow(
         lr_grid=lr_grid,
         device=device,
         eval_points=eval_points,
+        arch=arch,
+        latent_dim=latent_dim,
     )
     _config(todo[0])  # bad settings fail before any training
     inception = None
@@ -292,10 +303,14 @@ def mow_table(dataset: str, results: list[dict[str, Any]], epochs: int, grid: bo
             f"{r.get('steps_per_second', float('nan')):.0f} |"
         )
     paper_epochs = protocol.paper_epochs or "an unstated number of"
+    arch = results[0].get("arch") or protocol.arch
+    dim = results[0].get("latent_dim") or protocol.latent_dim
+    note = "" if arch == protocol.arch else f" instead of the paper's `{protocol.arch}`"
     lines += [
         "",
-        f"Ours: {epochs} epochs, n = 64, {protocol.optimizer.upper()}, `{protocol.arch}` "
-        f"(z = {protocol.latent_dim}), test split, {results[0]['eval_points']} codes per distance"
+        f"Ours: {epochs} epochs, n = 64, {protocol.optimizer.upper()}, `{arch}` (z = {dim})"
+        f"{note}"
+        f", test split, {results[0]['eval_points']} codes per distance"
         f"{'; learning rate chosen from the grid by rec_error + log(distance)' if grid else ''}. "
         f"Paper: {paper_epochs} epochs. FID only where `distmatch evaluate RUN --fid` was run; "
         "— where the paper gives no value.",

@@ -3,6 +3,9 @@
 :class:`RunState` builds the data, model, window, optimizer and objective of a run, writes and
 restores its checkpoint, logs, evaluates and summarises; the loop itself is
 :func:`distmatch.training.train`. :func:`load_autoencoder` rebuilds a trained model from its run folder.
+
+Across P ranks (:mod:`distmatch.distributed`) every rank holds the same state and takes the same
+decisions; rank 0 alone reads the checkpoint (the others receive it), writes files and evaluates.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .config import DEFAULT_ARCH, TrainConfig, check_resumable, resolve_device
 from .data import SampleSet, describe, load_split
 from .metrics import evaluate_autoencoder
@@ -78,6 +81,7 @@ class RunState:
     test_set: SampleSet
     model: nn.Module
     window: MovingWindow
+    world: distributed.World
     step: int
     epoch: int
     batch: int
@@ -87,23 +91,17 @@ class RunState:
         cls, config: TrainConfig, run: RunDir, *, resume: bool, model: nn.Module | None
     ) -> RunState:
         s = cls()
-        state = None
-        if resume:
-            check_resumable(run.read_json(run.config)["config"], config)
-            state = run.load_checkpoint()
-        elif run.checkpoint.exists() or run.config.exists():
-            raise RunError(
-                f"'{run.root}' already holds a run; use --resume to continue it "
-                "or choose another --out."
-            )
+        s.world = distributed.world()
+        state = distributed.on_main(_saved_state, config, run, resume)
         s.config, s.run = config.validate(), run
-        s.device = resolve_device(config.device)
+        distributed.check_divisible(config.k, "k")
+        s.device = distributed.rank_device(resolve_device(config.device))
         s.train_set = load_split(config.dataset, "train", **s._data_options())
         s.test_set = load_split(config.dataset, "test", **s._data_options())
         log.info("%s; %s", describe(s.train_set), describe(s.test_set))
         s.model = (model if model is not None else s._build_model()).to(s.device)
         if model is not None:
-            warn_if_batchnorm(model, config.k)
+            warn_if_batchnorm(model, config.k // s.world.size)
         s.generator = torch.Generator(device=s.device).manual_seed(config.seed + 1)
         s.window = MovingWindow(
             config.n,
@@ -130,11 +128,13 @@ class RunState:
         s.meter, s.elapsed, s.eval_seconds = Meter(), 0.0, 0.0
         s.started, s.last_save = time.perf_counter(), time.monotonic()
         if state is None:
-            s.run.write_json(s.run.config, s._config_record(custom=model is not None))
+            if s.world.is_main:
+                s.run.write_json(s.run.config, s._config_record(custom=model is not None))
             s.save()  # step 0: a run can be resumed from its very start
         else:
             s._restore(state)
         s.step_at_save = s.step
+        s.agreed = {"stop": False, "save": False}
         return s
 
     def _data_options(self) -> dict[str, Any]:
@@ -168,7 +168,7 @@ class RunState:
 
     # ------------------------------------------------------------------------- checkpoints
     def save(self) -> None:
-        """Writes the checkpoint, unless the loss has gone non-finite since the last one."""
+        """Writes the checkpoint (rank 0), unless the loss has gone non-finite since the last one."""
         if not self.meter.finite():
             raise NonFiniteLossError(
                 f"the loss became NaN or infinite before step {self.step} "
@@ -176,6 +176,11 @@ class RunState:
                 f"stopped and {self.run.checkpoint} keeps step {self.step_at_save}. "
                 "Try a smaller --lr."
             )
+        if self.world.is_main:
+            self._write_checkpoint()
+        self.last_save, self.step_at_save = time.monotonic(), self.step
+
+    def _write_checkpoint(self) -> None:
         self.run.save_checkpoint(
             {
                 "step": self.step,
@@ -192,7 +197,6 @@ class RunState:
                 "finished": self.step >= self.total_steps,
             }
         )
-        self.last_save, self.step_at_save = time.monotonic(), self.step
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -203,15 +207,35 @@ class RunState:
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.meter, self.elapsed = Meter(state["meter"]), float(state["elapsed"])
         self.eval_seconds = float(state.get("eval_seconds", 0.0))  # absent in older checkpoints
-        self.run.truncate_metrics(self.step)
+        if self.world.is_main:
+            self.run.truncate_metrics(self.step)
         log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
 
     def checkpoint_due(self) -> bool:
-        cfg = self.config
-        return (
-            self.step - self.step_at_save >= cfg.checkpoint_every
-            or time.monotonic() - self.last_save >= 60 * cfg.checkpoint_minutes
-        )
+        """Every ``checkpoint_every`` steps, and after ``checkpoint_minutes`` (agreed by the ranks)."""
+        by_steps = self.step - self.step_at_save >= self.config.checkpoint_every
+        by_time = self.agreed["save"] if self.world.size > 1 else self._minutes_passed()
+        return by_steps or by_time
+
+    def _minutes_passed(self) -> bool:
+        return time.monotonic() - self.last_save >= 60 * self.config.checkpoint_minutes
+
+    # ------------------------------------------------------------------------------- ranks
+    def sync(self, stop: Any) -> None:
+        """Across ranks: averages the gradients and agrees on stopping and on a timed checkpoint.
+
+        One all-reduce carries the gradients and both flags, so all ranks stop and save at the same
+        step; nothing happens in one process.
+        """
+        if self.world.size > 1:
+            flags = (stop.requested, self._minutes_passed())
+            self.agreed["stop"], self.agreed["save"] = distributed.average_gradients(
+                self.model.parameters(), flags
+            )
+
+    def stopping(self, stop: Any) -> bool:
+        """Whether a signal asks to stop: this process's flag, or the ranks' agreed one."""
+        return self.agreed["stop"] if self.world.size > 1 else stop.requested
 
     # ----------------------------------------------------------------------- logging, eval
     def log_interval(self) -> dict[str, str]:
@@ -220,7 +244,8 @@ class RunState:
             self.save()  # raises NonFiniteLossError, keeping the last good checkpoint
         means = self.meter.flush()
         row = {"kind": "train", "step": self.step, "epoch": self.epoch, **means}
-        self.run.append_metrics(row)
+        if self.world.is_main:
+            self.run.append_metrics(row)
         return {key: f"{value:.4g}" for key, value in means.items()}
 
     def evaluation_due(self) -> bool:
@@ -228,8 +253,11 @@ class RunState:
         return self.epoch == 1 or self.epoch % every == 0 or self.step >= self.total_steps
 
     def evaluate(self) -> dict[str, float]:
-        """Paper metrics on the test split, a metrics row, and fresh figures."""
+        """Paper metrics on the test split, a metrics row, and fresh figures (rank 0 only)."""
         from .plots import save_autoencoder_figures, save_training_curves
+
+        if not self.world.is_main:
+            return {}
 
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
@@ -250,7 +278,13 @@ class RunState:
         return metrics
 
     def finish(self) -> dict[str, Any]:
-        """Final evaluation (unless the last epoch just had one) and ``summary.json``."""
+        """Final evaluation (unless the last epoch just had one) and ``summary.json``.
+
+        Rank 0 evaluates and writes; every rank returns its summary.
+        """
+        return distributed.on_main(self._summarise)
+
+    def _summarise(self) -> dict[str, Any]:
         rows = self.run.read_metrics()
         evals = [r for r in rows if r.get("kind") == "eval"]
         if not evals or evals[-1]["step"] != self.step:
@@ -269,6 +303,18 @@ class RunState:
         }
         self.run.write_json(self.run.summary, summary)
         return summary
+
+
+def _saved_state(config: TrainConfig, run: RunDir, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a new run), after checking the run folder."""
+    if resume:
+        check_resumable(run.read_json(run.config)["config"], config)
+        return run.load_checkpoint()
+    if run.checkpoint.exists() or run.config.exists():
+        raise RunError(
+            f"'{run.root}' already holds a run; use --resume to continue it or choose another --out."
+        )
+    return None
 
 
 # ------------------------------------------------------------------------- reloading a run

@@ -9,6 +9,11 @@ position in the epoch and the partial sums of the current logging interval. The 
 only on (seed, epoch) and evaluation draws from its own generator, so a run that is killed and resumed
 ends bit-identical (on CPU) to one that never stopped.
 
+Launched by ``torchrun`` on P processes, ``k`` is the global batch: each rank encodes its k/P part,
+the fresh codes of all ranks are gathered into one window that every rank holds, and the averaged
+gradient is the single-process gradient of the global batch (:mod:`distmatch.distributed`). The
+checkpoint holds nothing per rank, so a run resumes on any number of processes.
+
 Reference: Spurek et al., "One-element Batch Training by Moving Window", arXiv:1905.12947.
 """
 
@@ -24,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import DEFAULT_ARCH, TrainConfig, resumed_config
 from .runs import RunDir
 from .runstate import NonFiniteLossError, RunState, load_autoencoder
@@ -77,12 +83,18 @@ def train(
         NonFiniteLossError: the loss diverged (the last good checkpoint stays).
         TrainingInterrupted: SIGINT/SIGTERM (a checkpoint of the current step was written).
     """
-    s = RunState.start(config, RunDir(out), resume=resume, model=model)
+    with distributed.process_group(config.device):
+        s = RunState.start(config, RunDir(out), resume=resume, model=model)
+        return _loop(s, progress)
+
+
+def _loop(s: RunState, progress: bool) -> dict[str, Any]:
+    """The steps of a started run, from where it stands to the end; returns the summary."""
     cfg, k = s.config, s.config.k
     bar = tqdm(
         total=s.total_steps,
         initial=s.step,
-        disable=not progress,
+        disable=not (progress and s.world.is_main),
         unit="step",
         desc=f"{cfg.model} n={cfg.n} k={k}",
         dynamic_ncols=True,
@@ -94,21 +106,24 @@ def train(
             if s.batch == 0 and (s.epoch == 0 or s.window.reset_each_epoch):
                 s.window.reset(s.generator)
             while s.batch < s.steps_per_epoch and s.step < s.total_steps:
-                x = s.train_set.get_batch(order[s.batch * k : (s.batch + 1) * k]).to(s.device)
-                z, parts = forward(s.model, s.objective, s.window, x, s.generator)
+                batch = order[s.batch * k : (s.batch + 1) * k]  # the global batch
+                part, sizes = distributed.split_batch(batch)  # this rank's part, every rank's size
+                x = s.train_set.get_batch(part).to(s.device)
+                z, parts = forward(s.model, s.objective, s.window, x, s.generator, sizes)
                 s.optimizer.zero_grad(set_to_none=True)
                 parts["loss"].backward()
+                s.sync(stop)  # ranks: average the gradients, agree on stopping and saving
                 s.optimizer.step()
                 if s.window.refresh == "reencode":
                     with torch.no_grad():
-                        z = s.model.encode(x)
+                        z = distributed.all_gather_rows(s.model.encode(x), sizes)
                 s.window.push(z)
                 s.step, s.batch = s.step + 1, s.batch + 1
                 s.meter.add(parts)
                 bar.update()
                 if s.step % cfg.log_every == 0 or s.step == s.total_steps:
                     bar.set_postfix(s.log_interval(), refresh=False)
-                if stop.requested:
+                if s.stopping(stop):
                     s.save()
                     raise TrainingInterrupted(f"interrupted at step {s.step}; checkpoint written")
                 if s.batch < s.steps_per_epoch and s.checkpoint_due():
@@ -121,10 +136,21 @@ def train(
     return s.finish()
 
 
-def _forward(model, objective, window, x, generator) -> tuple[torch.Tensor, dict]:
-    """The differentiable part of a step: encode, decode, join the codes with the window, cost."""
-    z = model.encode(x)  # (B, D), B = k except maybe at the end of an epoch
-    return z, objective(x, model.decode(z), window.join(z), generator)
+def _forward(model, objective, window, x, generator, sizes) -> tuple[torch.Tensor, dict]:
+    """The differentiable part of a step: encode, decode, join the codes with the window, cost.
+
+    ``x`` is this rank's part of the global batch and ``sizes`` the rows of every rank's part. In
+    one process (``len(sizes) == 1``) the fresh codes are those of ``x``; across ranks they are
+    gathered in rank order and the cost is that of the global batch, the same on every rank.
+    """
+    z = model.encode(x)  # (B_r, D); B = k except maybe at the end of an epoch
+    if len(sizes) == 1:
+        return z, objective(x, model.decode(z), window.join(z), generator)
+    codes = distributed.all_gather_rows(z, sizes)  # (B, D): every rank's fresh codes
+    parts = distributed.global_objective(
+        objective, x, model.decode(z), window.join(codes), generator
+    )
+    return codes, parts
 
 
 def _compiled(fn):
