@@ -1,6 +1,7 @@
 """Generators trained from a sketch alone (CL-GN) and with exact MMD; their CLI."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -143,3 +144,16 @@ def test_an_existing_generator_run_is_not_overwritten(spiral_sketch, tmp_path):
     train_generator(config, tmp_path / "run", progress=False)
     with pytest.raises(RunError, match="already holds a run"):
         train_generator(config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("form", ["squared", "root"])
+def test_rows_log_the_distance_in_both_units(spiral_sketch, tmp_path, form):
+    config = GeneratorConfig(sketch=str(spiral_sketch), epochs=1, loss_form=form, **SHORT)
+    train_generator(config, tmp_path / form, progress=False)
+    rows = [r for r in RunDir(tmp_path / form).read_metrics() if r["kind"] in ("train", "epoch")]
+    assert rows
+    for row in rows:
+        trained = row["distance_squared"] if form == "squared" else row["distance"]
+        assert row["loss"] == pytest.approx(trained, rel=1e-9)
+        # mean of roots <= root of the mean (Jensen), equal only for a constant loss
+        assert row["distance"] <= math.sqrt(row["distance_squared"]) * (1 + 1e-9)

@@ -125,9 +125,9 @@ def test_clgn_writes_sketch_run_and_summary_beside_the_reference(tmp_path):
     out = tmp_path / "clgn"
     small = {"points": 5000, "n_frequencies": 500, "latent_codes": 5000}
     result = reproduce_clgn("spiral", out, epochs=2, progress=False, **small)
-    assert sorted(result["losses"]) == [1, 2] and result["reference"][25] == 0.048
+    assert sorted(result["losses"]) == [1, 2] and result["reference"][25] == 0.0478
     summary = (out / "summary.md").read_text()
-    assert "| sketch loss, reference |" in summary and "0.269" in summary
+    assert "| sketch distance (MMD), reference |" in summary and "0.2691" in summary
     assert (out / "sketch.npz").is_file()
     assert (out / "run" / "figures" / "histograms.png").is_file()
 

@@ -262,6 +262,10 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     ),
     "--batch-size": ("batch_size", {"type": int, "help": "generated samples per step (1000)"}),
     "--lr": ("lr", {"type": float, "help": "Adam learning rate (1e-3)"}),
+    "--loss": (
+        "loss_form",
+        {"choices": ("squared", "root"), "help": "squared distance (default) or the distance"},
+    ),
     "--epochs": ("epochs", {"type": int, "help": "epochs (25)"}),
     "--patience": ("patience", {"type": int, "help": "early stopping patience in epochs (2)"}),
     "--min-delta": ("min_delta", {"type": float, "help": "early stopping min_delta (5e-4)"}),

@@ -166,7 +166,7 @@ class GeneratorRun:
         the sketch distance of the all-reduced mean features, or the MMD of the gathered samples.
         """
         if self.config.objective == "sketch":
-            return distributed.sketch_distance(self.sketch, x)
+            return self._form(distributed.sketch_distance(self.sketch, x))
         _, sizes = distributed.split_batch(self._global_batch(order, batch))
         x = distributed.all_gather_rows(x, sizes)  # (B, D)
         index = torch.randint(
@@ -179,7 +179,12 @@ class GeneratorRun:
             options = {
                 "kernel": "folded_gaussian" if self.config.law == "folded_gaussian" else "gaussian"
             }
-        return distances.mmd(x, y, bandwidth=self.config.bandwidth, **options)
+        return self._form(distances.mmd(x, y, bandwidth=self.config.bandwidth, **options))
+
+    def _form(self, squared: torch.Tensor) -> torch.Tensor:
+        """The trained loss: the squared distance, or its root (clamped: unbiased MMD^2 may dip
+        below 0)."""
+        return squared if self.config.loss_form == "squared" else squared.clamp_min(1e-12).sqrt()
 
     def sync(self, stop: Any) -> None:
         """Across ranks: averages the gradients and agrees on stopping (one all-reduce)."""
@@ -192,8 +197,14 @@ class GeneratorRun:
         return self.agreed_stop if self.world.size > 1 else stop.requested
 
     def record(self, loss: torch.Tensor) -> None:
-        self.meter.add({"loss": loss})
-        self.epoch_meter.add({"loss": loss})
+        """Adds the batch's loss, and the distance in both units (MMD and MMD^2)."""
+        loss = loss.detach()
+        if self.config.loss_form == "squared":
+            parts = {"loss": loss, "distance": loss.clamp_min(0).sqrt(), "distance_squared": loss}
+        else:
+            parts = {"loss": loss, "distance": loss, "distance_squared": loss.square()}
+        self.meter.add(parts)
+        self.epoch_meter.add(parts)
 
     def log_interval(self) -> dict[str, str]:
         if not self.meter.finite():
@@ -209,14 +220,15 @@ class GeneratorRun:
         """Epoch loss and early stopping (as Keras: min_delta, patience), evaluation, checkpoint."""
         if not self.epoch_meter.finite():
             self.save()
-        loss = self.epoch_meter.flush()["loss"]
+        means = self.epoch_meter.flush()
+        loss = means["loss"]
         self.epoch, self.batch = self.epoch + 1, 0
         if loss < self.best - self.config.min_delta:
             self.best, self.bad_epochs = loss, 0
         else:
             self.bad_epochs += 1
         self.stopped_early = self.bad_epochs >= self.config.patience
-        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, "loss": loss}
+        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, **means}
         if self.world.is_main:
             self.run.append_metrics(row)
         self.evaluate()

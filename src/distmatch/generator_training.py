@@ -2,8 +2,11 @@
 
 ``objective="sketch"``: the data set was compressed once into a sketch ``z`` (the mean of random
 Fourier features, :mod:`distmatch.sketch`); each step draws a batch of latent codes, generates
-samples ``x`` and minimises ``|| mean_i Phi(x_i) - z ||^2``, the squared sketch distance. The sketch
-file is the only thing read: the data are never touched again.
+samples ``x`` and minimises ``|| mean_i Phi(x_i) - z ||^2``, the squared sketch distance
+(``loss_form="root"``: the distance itself, which the CL-GN reference's printed losses and early
+stopping use). The sketch file is the only thing read: the data are never touched again. Every
+logged row holds ``distance`` (the per-batch distance, MMD units) and ``distance_squared`` beside
+``loss``, so runs of either form compare.
 
 ``objective="mmd"``: generative moment matching. Each step compares the generated batch with a batch
 of the data by the exact MMD with the kernel that the sketch's frequency law stands for (Gaussian
@@ -38,6 +41,7 @@ from .training import TrainingInterrupted, _stop_on_signals
 __all__ = ["OBJECTIVES", "GeneratorConfig", "train_generator"]
 
 OBJECTIVES = ("sketch", "mmd")
+LOSS_FORMS = ("squared", "root")
 MMD_KERNELS = ("matched", "multiscale")
 MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)  # factors on the bandwidth for kernel="multiscale"
 
@@ -63,6 +67,7 @@ class GeneratorConfig:
     # optimisation
     batch_size: int = 1000  # generated samples per step
     lr: float = 1e-3  # Adam learning rate
+    loss_form: str = "squared"  # squared: the distance squared (MMD^2); root: the distance (MMD)
     epochs: int = 25  # passes over the latent codes (or latent_codes / batch_size steps)
     patience: int = 2  # early stopping: epochs without a loss improvement of min_delta
     min_delta: float = 5e-4
@@ -77,6 +82,7 @@ class GeneratorConfig:
         check_choice(self.objective, "objective", OBJECTIVES)
         check_choice(self.kernel, "kernel", MMD_KERNELS)
         check_choice(self.law, "law", ("gaussian", "folded_gaussian"))
+        check_choice(self.loss_form, "loss_form", LOSS_FORMS)
         if self.objective == "sketch" and not self.sketch:
             raise ValueError(
                 "sketch must be the path of a sketch file for objective 'sketch'; got none."
