@@ -4,7 +4,7 @@
 Modes:
 
 - ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
-- ``cwae``, ``wae``, ``swae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
+- ``cwae``, ``wae``, ``swae``, ``skwae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
   including the window's join and push.
 
 The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` times, in one
@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    modes = ["plain", "cwae", "wae", "swae"]
+    modes = ["plain", "cwae", "wae", "swae", "skwae"]
     steps = {mode: make_step(mode, args.n, args.k, gen, args.arch, args.compile) for mode in modes}
     for step in steps.values():  # warm up
         for _ in range(min(50, args.block)):

@@ -11,7 +11,10 @@ from .cli_common import UsageError
 
 # Flag -> TrainConfig field. Flags default to "not given" so that --resume can tell what changed.
 _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
-    "--model": ("model", {"choices": ("wae", "cwae", "swae"), "help": "latent distance (cwae)"}),
+    "--model": (
+        "model",
+        {"choices": ("wae", "cwae", "swae", "skwae"), "help": "latent distance (cwae)"},
+    ),
     "--dataset": (
         "dataset",
         {"help": "digits, mnist, fashion_mnist, cifar10, celeba, ffhq or a .npy file (digits)"},
@@ -37,6 +40,21 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
     "--refresh": (
         "refresh",
         {"choices": ("none", "reencode"), "help": "codes pushed after the step (none: pre-update)"},
+    ),
+    "--memory": (
+        "memory",
+        {
+            "choices": ("window", "sketch"),
+            "help": "past codes as a window (default) or a moving sketch (skwae only)",
+        },
+    ),
+    "--sketch-frequencies": (
+        "sketch_frequencies",
+        {"type": int, "help": "frequencies of the skwae distance (1000)"},
+    ),
+    "--sketch-bandwidth": (
+        "sketch_bandwidth",
+        {"type": float, "help": "skwae kernel bandwidth (sqrt of the latent dim)"},
     ),
     "--optimizer": (
         "optimizer",

@@ -38,7 +38,7 @@ class TrainConfig:
     """Everything that defines a moving-window training run."""
 
     # what to train
-    model: str = "cwae"  # latent distance: cwae | wae | swae
+    model: str = "cwae"  # latent distance: cwae | wae | swae | skwae
     dataset: str = "digits"  # a registry name (see distmatch.data) or a .npy path
     data_dir: str | None = None  # folder (or zip) holding the data set's files
     arch: str | None = None  # None: the data set's default architecture (DEFAULT_ARCH)
@@ -50,6 +50,9 @@ class TrainConfig:
     window_init: str = "prior"  # prior | zeros | fill
     reset_each_epoch: bool = True  # refill the window at the start of every epoch
     refresh: str = "none"  # none: push the pre-update codes; reencode: encode again after the step
+    memory: str = "window"  # window: n - k past codes; sketch: their moving sketch (skwae only)
+    sketch_frequencies: int = 1000  # m of the skwae distance
+    sketch_bandwidth: float | None = None  # skwae kernel bandwidth; None: sqrt(latent_dim)
     # cost
     lam: float = 1.0  # weight of the distance term
     reconstruction: str = "root"  # root: sqrt(mean SSE), the reference's; mean: mean SSE
@@ -81,6 +84,14 @@ class TrainConfig:
         check_choice(self.window_init, "window_init", INITS)
         check_choice(self.refresh, "refresh", REFRESHES)
         check_choice(self.reconstruction, "reconstruction", RECONSTRUCTIONS)
+        check_choice(self.memory, "memory", MEMORIES)
+        if self.memory == "sketch" and self.model != "skwae":
+            raise ValueError(
+                f"memory 'sketch' (a moving sketch) needs model 'skwae'; got model {self.model!r}."
+            )
+        check_positive_int(self.sketch_frequencies, "sketch_frequencies")
+        if self.sketch_bandwidth is not None:
+            check_positive(self.sketch_bandwidth, "sketch_bandwidth")
         check_positive_int(self.n, "n")
         check_positive_int(self.k, "k")
         if self.n < 2:
@@ -101,6 +112,8 @@ class TrainConfig:
 
 
 # Fields that may change when a run is resumed (they do not alter the trajectory so far).
+MEMORIES = ("window", "sketch")
+
 RESUMABLE_FIELDS = frozenset(
     {
         "epochs",

@@ -1,17 +1,21 @@
 """Sketch-based latent matching: the ``skwae`` distance to the prior, and the moving sketch.
 
-**Sketch prior distance.** With Gaussian random Fourier features ``Phi(z) = [cos(Omega^T z);
-sin(Omega^T z)] / sqrt(m)`` (frequencies ``omega_j ~ N(0, I / b^2)``) the prior N(0, I) has the
-exact sketch (its characteristic function, :func:`distmatch.sketch.gaussian_sketch`)::
+**Sketch prior distance.** With random Fourier features ``Phi(z) = [cos(Omega^T z); sin(Omega^T z)]
+/ sqrt(m)`` whose frequencies are Gaussian at several scales, ``omega_j ~ N(0, I / (b s_j)^2)`` with
+``s_j`` cycling through ``SCALES = (1, 2, 4, 8)``, the prior N(0, I) has the exact sketch (its
+characteristic function, :func:`distmatch.sketch.gaussian_sketch`)::
 
     p_j = exp(-|omega_j|^2 / 2) [1; 0] / sqrt(m)
 
 and the distance of a set of codes ``z_1..z_n`` to the prior is the squared sketch distance::
 
-    d(z) = | 1/n sum_i Phi(z_i) - p |^2  ~  MMD^2 with the kernel exp(-|x - y|^2 / (2 b^2))
+    d(z) = | 1/n sum_i Phi(z_i) - p |^2  ~  MMD^2,  k(x, y) = mean_s exp(-|x - y|^2 / (2 (b s)^2))
 
-No prior sample is drawn and the cost is O(m n D). The default bandwidth is ``b = sqrt(D)``, at
-which the kernel neither vanishes nor flattens on N(0, I_D) codes (E k = (1 + 2/D)^(-D/2) ~ 1/e).
+No prior sample is drawn and the cost is O(m n D). The base bandwidth is ``b = sqrt(D)``, at which
+a Gaussian kernel neither vanishes nor flattens on N(0, I_D) codes (E k = (1 + 2/D)^(-D/2) ~ 1/e);
+the wider scales keep a gradient on codes far from the prior, where one Gaussian kernel has none
+(the role of WAE's several IMQ scales): with one scale, 64 codes started at N(2, 9 I) and moved by
+gradient descent stall with a standard deviation of 3.8; with these four they reach 1.3.
 
 **Moving sketch.** Instead of a window of ``n - k`` codes, keep an exponential moving average ``s``
 of the mean features of past fresh codes (detached). The joined sketch of a step with ``B`` fresh
@@ -36,6 +40,7 @@ from torch import nn
 from .distances._checks import check_positive_int
 
 __all__ = [
+    "SCALES",
     "SKETCH_FREQUENCIES",
     "MovingSketch",
     "mean_features",
@@ -44,14 +49,16 @@ __all__ = [
 ]
 
 SKETCH_FREQUENCIES = 1000  # m of the skwae distance
+SCALES = (1.0, 2.0, 4.0, 8.0)  # bandwidth multiples, cycled over the frequencies
 FREQUENCY_SEED = 7919  # the skwae frequencies are a fixed draw, the same in every run
 
 
 @lru_cache(maxsize=16)
 def _frequencies(dim: int, m: int, bandwidth: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D, m) Gaussian frequencies ``Omega ~ N(0, I / b^2)`` and the prior's exact (2m,) sketch."""
+    """(D, m) frequencies ``omega_j ~ N(0, I / (b s_j)^2)`` and the prior's exact (2m,) sketch."""
     gen = torch.Generator().manual_seed(FREQUENCY_SEED + 1009 * dim + m)
-    omega = torch.randn(dim, m, generator=gen, dtype=torch.float64) / bandwidth  # (D, m)
+    widths = bandwidth * torch.tensor(SCALES, dtype=torch.float64)[torch.arange(m) % len(SCALES)]
+    omega = torch.randn(dim, m, generator=gen, dtype=torch.float64) / widths  # (D, m)
     prior = torch.cat(
         [torch.exp(-0.5 * omega.square().sum(0)), torch.zeros(m, dtype=torch.float64)]
     )

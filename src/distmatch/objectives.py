@@ -11,7 +11,7 @@ model      distance_term                                                        
 ``cwae``   ``log cramer_wold_normality(codes)``, gamma = silverman_gamma(n)        none (closed form)
 ``wae``    ``mmd(codes, p)``, IMQ kernel, scales .1 ... 10, unbiased               ``p``: n fresh N(0, I) draws
 ``swae``   ``sliced_wasserstein(codes, p)``, 50 fresh directions, p = 2, no root   ``p``: n fresh N(0, I) draws
-``skwae``  ``|mean_i Phi(codes_i) - sketch(N(0, I))|^2``, Gaussian features        none (exact sketch)
+``skwae``  ``log |mean_i Phi(codes_i) - sketch(N(0, I))|^2``, Gaussian features    none (exact sketch)
 =========  ======================================================================  ==============
 
 ``skwae`` (:mod:`distmatch.latent_sketch`) compares the mean random Fourier features of the codes
@@ -93,8 +93,12 @@ def skwae_term(
     m: int = SKETCH_FREQUENCIES,
     bandwidth: float | None = None,
 ) -> torch.Tensor:
-    """Squared sketch distance of the joined codes (n, D), or of a joined sketch (2m,), to N(0, I).
+    """``log`` of the squared sketch distance of the joined codes (n, D), or of a joined sketch
+    (2m,), to N(0, I).
 
+    The log, as CWAE takes the log of the CW distance: it keeps the term's gradient in proportion
+    as the distance shrinks (on the digits with z = 4, 360 steps: CW distance 0.18 with the log,
+    0.39 without). The distance has a floor, about ``(1 - |p|^2) / n``, so the log stays finite.
     ``dim`` is needed for a joined sketch only (it fixes the frequencies).
     """
     del generator, n_projections  # exact prior sketch: no draws
@@ -102,11 +106,11 @@ def skwae_term(
         omega, prior = prior_sketch(
             codes.shape[1], m, bandwidth, device=codes.device, dtype=codes.dtype
         )
-        return sketch_prior_distance(mean_features(codes, omega), prior)
+        return torch.log(sketch_prior_distance(mean_features(codes, omega), prior))
     if dim is None:
         raise ValueError("skwae needs the latent dimension to score a joined sketch; got none.")
     _, prior = prior_sketch(dim, m, bandwidth, device=codes.device, dtype=codes.dtype)
-    return sketch_prior_distance(codes, prior)
+    return torch.log(sketch_prior_distance(codes, prior))
 
 
 LATENT_DISTANCES: dict[str, Callable[..., torch.Tensor]] = {

@@ -90,6 +90,11 @@ MOW_PROTOCOLS: dict[str, MowProtocol] = {
 }
 
 
+# skwae (not in the paper) takes CWAE's rates: both put the log of a distance in the cost.
+for _protocol in MOW_PROTOCOLS.values():
+    _protocol.lr["skwae"] = dict(_protocol.lr["cwae"])
+
+
 def _rows(cw: tuple, wae: tuple, rec: tuple, fid: tuple) -> dict[int, dict[str, float]]:
     return {
         k: {"cw_distance": c, "wae_distance": w, "rec_error": r, "fid": f}

@@ -23,6 +23,7 @@ from torch import nn
 from . import __version__, distributed
 from .config import DEFAULT_ARCH, TrainConfig, check_resumable, resolve_device
 from .data import SampleSet, describe, load_split
+from .latent_sketch import MovingSketch
 from .metrics import evaluate_autoencoder
 from .models import Autoencoder, build_autoencoder, warn_if_batchnorm
 from .objectives import AutoencoderObjective
@@ -103,16 +104,7 @@ class RunState:
         if model is not None:
             warn_if_batchnorm(model, config.k // s.world.size)
         s.generator = torch.Generator(device=s.device).manual_seed(config.seed + 1)
-        s.window = MovingWindow(
-            config.n,
-            config.k,
-            int(s.model.latent_dim),
-            init=config.window_init,
-            reset_each_epoch=config.reset_each_epoch,
-            refresh=config.refresh,
-            generator=s.generator,
-            device=s.device,
-        )
+        s.window = s._memory(int(s.model.latent_dim))
         params = s.model.parameters()
         s.optimizer = (
             torch.optim.Adam(params, lr=config.lr)
@@ -120,7 +112,12 @@ class RunState:
             else torch.optim.SGD(params, lr=config.lr)
         )
         s.objective = AutoencoderObjective(
-            config.model, lam=config.lam, reconstruction=config.reconstruction
+            config.model,
+            lam=config.lam,
+            reconstruction=config.reconstruction,
+            latent_dim=int(s.model.latent_dim),
+            sketch_frequencies=config.sketch_frequencies,
+            sketch_bandwidth=config.sketch_bandwidth,
         )
         s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
         s.total_steps = config.steps or config.epochs * s.steps_per_epoch
@@ -136,6 +133,30 @@ class RunState:
         s.step_at_save = s.step
         s.agreed = {"stop": False, "save": False}
         return s
+
+    def _memory(self, dim: int) -> MovingWindow | MovingSketch:
+        """The window of past codes, or for ``memory="sketch"`` their moving sketch."""
+        c = self.config
+        if c.memory == "sketch":
+            return MovingSketch(
+                c.n,
+                c.k,
+                dim,
+                m=c.sketch_frequencies,
+                bandwidth=c.sketch_bandwidth,
+                reset_each_epoch=c.reset_each_epoch,
+                device=self.device,
+            )
+        return MovingWindow(
+            c.n,
+            c.k,
+            dim,
+            init=c.window_init,
+            reset_each_epoch=c.reset_each_epoch,
+            refresh=c.refresh,
+            generator=self.generator,
+            device=self.device,
+        )
 
     def _data_options(self) -> dict[str, Any]:
         return {"data_dir": self.config.data_dir, "image_size": self.config.image_size}
