@@ -31,7 +31,7 @@ from distmatch.training import _compiled, _forward
 from distmatch.window import MovingWindow
 
 
-def plain_forward(model, objective, window, x, generator):
+def plain_forward(model, objective, window, x, generator, sizes):
     """The batch-of-one autoencoder step's differentiable part: reconstruction loss only."""
     z = model.encode(x)
     rec = model.decode(z)
@@ -65,7 +65,7 @@ def make_step(
         i = position[0] % (len(data) - k)
         position[0] += k
         x = data[i : i + k]
-        z, parts = forward(model, objective, window, x, generator)
+        z, parts = forward(model, objective, window, x, generator, (k,))
         loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -275,3 +275,16 @@ def test_a_compiler_failure_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(CompileUnavailable, match="needs torch.compile to work here"):
         train(TrainConfig(steps=5, compile=True, **FAST), tmp_path / "run", progress=False)
+
+
+def test_runs_made_before_a_field_existed_still_resume(tmp_path):
+    train(TrainConfig(steps=20, **FAST), tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    record = json.loads(run.config.read_text())
+    for newer in ("memory", "sketch_frequencies", "sketch_bandwidth", "compile"):
+        del record["config"][newer]  # as written by an older distmatch
+    run.config.write_text(json.dumps(record))
+    summary = train(
+        resumed_config(tmp_path / "run", steps=40), tmp_path / "run", resume=True, progress=False
+    )
+    assert summary["step"] == 40

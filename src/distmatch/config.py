@@ -149,7 +149,9 @@ def check_resumable(saved: dict[str, Any], given: TrainConfig) -> None:
     """Raises unless ``given`` equals the saved configuration outside the resumable fields."""
     fields = dataclasses.asdict(given)
     changed = sorted(
-        k for k, v in fields.items() if k not in RESUMABLE_FIELDS and saved.get(k) != v
+        k
+        for k, v in fields.items()
+        if k not in RESUMABLE_FIELDS and saved.get(k, _DEFAULTS[k]) != v
     )
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {fields[k]!r}" for k in changed)

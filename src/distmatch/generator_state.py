@@ -350,7 +350,10 @@ def _saved_state(config: GeneratorConfig, run: RunDir, resume: bool) -> dict[str
     if resume:
         saved = run.read_json(run.config)["config"]
         fields = dataclasses.asdict(config)
-        changed = sorted(k for k, v in fields.items() if k not in RESUMABLE and saved.get(k) != v)
+        defaults = dataclasses.asdict(type(config)())  # fields added since the run was made
+        changed = sorted(
+            k for k, v in fields.items() if k not in RESUMABLE and saved.get(k, defaults[k]) != v
+        )
         if changed:
             raise RunError(
                 f"a resumed run must keep its configuration except {', '.join(sorted(RESUMABLE))}; "
