@@ -5,7 +5,7 @@ Modes:
 
 - ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
 - ``cwae``, ``wae``, ``swae``, ``skwae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
-  including the window's join and push.
+  including the window's join and push; ``skwae_sketch``: skwae with the moving sketch.
 
 The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` times, in one
 process; each block's time is divided by the plain block beside it, and the median ratio is reported
@@ -25,6 +25,7 @@ import types
 
 import torch
 
+from distmatch.latent_sketch import MovingSketch
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective
 from distmatch.training import _compiled, _forward
@@ -50,8 +51,16 @@ def make_step(
     shape = ARCHITECTURES[arch].sample_shape or (3, 256, 256)
     model = build_autoencoder(arch, sample_shape=shape)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0025)
-    objective = None if mode == "plain" else AutoencoderObjective(mode)
-    window = None if mode == "plain" else MovingWindow(n=n, k=k, dim=model.latent_dim)
+    model_name = mode.removesuffix("_sketch")
+    objective = None
+    if mode != "plain":
+        objective = AutoencoderObjective(model_name, latent_dim=model.latent_dim)
+    if mode == "plain":
+        window = None
+    elif mode.endswith("_sketch"):  # skwae with the moving sketch instead of the window
+        window = MovingSketch(n=n, k=k, dim=model.latent_dim)
+    else:
+        window = MovingWindow(n=n, k=k, dim=model.latent_dim)
     data = torch.rand(max(2 * k, 16), *shape, generator=generator)
     position = [0]
     forward = plain_forward if window is None else _forward
@@ -94,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    modes = ["plain", "cwae", "wae", "swae", "skwae"]
+    modes = ["plain", "cwae", "wae", "swae", "skwae", "skwae_sketch"]
     steps = {mode: make_step(mode, args.n, args.k, gen, args.arch, args.compile) for mode in modes}
     for step in steps.values():  # warm up
         for _ in range(min(50, args.block)):
