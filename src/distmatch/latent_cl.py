@@ -3,7 +3,8 @@
 1. One pass over the training split encodes each chunk and adds its features to a sketch of the
    latent codes (the codes are never all held, never written).
 2. A small latent generator ``g(u)``, ``u ~ N(0, I)``, is trained from that sketch alone (the
-   CL-GN objective ``|z_codes - mean_i Phi(g(u_i))|^2``).
+   CL-GN objective: the distance ``|z_codes - mean_i Phi(g(u_i))|``, on which CL-GN's early
+   stopping is tuned).
 3. Samples are ``decode(g(u))``: the sketch brings CL-GN to images.
 
 Coordinates: the codes are divided by the largest norm among the first ``probe`` training codes
@@ -115,6 +116,7 @@ def fit_latent_sketch(
             arch=arch,
             batch_size=batch_size,
             latent_codes=latent_codes,
+            loss_form="root",  # early stopping's min_delta is meant for the distance (CL-GN)
             epochs=epochs,
             seed=seed,
             device=device,
