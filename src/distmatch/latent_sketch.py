@@ -78,11 +78,22 @@ def prior_sketch(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Omega, p)``: the skwae frequencies (D, m) and the exact sketch (2m,) of N(0, I_D)."""
+    """``(Omega, p)``: the skwae frequencies (D, m) and the exact sketch (2m,) of N(0, I_D).
+
+    Cached per (D, m, bandwidth, device, dtype): the training objective asks every step. The
+    tensors are shared: read them, do not modify them in place.
+    """
     check_positive_int(dim, "dim")
     check_positive_int(m, "m")
     b = default_bandwidth(dim) if bandwidth is None else float(bandwidth)
-    omega, prior = _frequencies(dim, m, b)
+    return _converted(dim, m, b, str(torch.device(device)), dtype)
+
+
+@lru_cache(maxsize=16)
+def _converted(
+    dim: int, m: int, bandwidth: float, device: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    omega, prior = _frequencies(dim, m, bandwidth)
     return omega.to(device, dtype), prior.to(device, dtype)
 
 

@@ -79,7 +79,7 @@ def reproduce_clgn(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     sketch_path = folder / "sketch.npz"
-    _sketch(toy, sketch_path, seed, progress, points, n_frequencies)
+    sketch = _sketch(toy, sketch_path, seed, progress, points, n_frequencies)
     run = RunDir(folder / "run")
     config = GeneratorConfig(
         objective="sketch",
@@ -99,7 +99,6 @@ def reproduce_clgn(
     rows = [r for r in run.read_metrics() if r["kind"] == "epoch"]
     losses = {r["epoch"]: r.get("distance", r["loss"]) for r in rows}
     squared = {r["epoch"]: r["distance_squared"] for r in rows if "distance_squared" in r}
-    sketch = _sketch(toy, sketch_path, seed, False, points, n_frequencies)
     floor = (1.0 - float(sketch.mean.square().sum())) / config.batch_size  # E of a data batch
     result = {
         **summary,
