@@ -19,13 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import linalg
 from tqdm import tqdm
 
 from ._io import atomic_path
@@ -42,8 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FID_SAMPLES = 10_000  # generated images per FID evaluation
-SQRTM_TOLERANCE = 1e-6  # largest accepted |X X - S1 S2|_F / |S1 S2|_F of the matrix square root
-IMAGINARY_TOLERANCE = 1e-3  # largest |imaginary part| accepted on the diagonal of the root
+PSD_TOLERANCE = (
+    1e-6  # largest accepted asymmetry, and negative eigenvalue per dimension, relative to max |S|
+)
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 Statistics = tuple[np.ndarray, np.ndarray]
@@ -67,54 +66,73 @@ def _check_statistics(mu: object, sigma: object, names: tuple[str, str]) -> Stat
     return mu, sigma
 
 
-def _sqrtm(product: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``(product^(1/2), ok)``: ok is false if scipy found ``product`` singular, or if the root is
-    not finite or does not square back to ``product``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", linalg.LinAlgWarning)
-        try:
-            root = linalg.sqrtm(product)
-        except linalg.LinAlgWarning:
-            return np.full_like(product, np.nan), False
-    if not np.isfinite(root).all():
-        return root, False
-    scale = max(np.linalg.norm(product), np.finfo(np.float64).tiny)
-    return root, bool(np.linalg.norm(root @ root - product) <= SQRTM_TOLERANCE * scale)
+def _symmetric_root(sigma: np.ndarray) -> np.ndarray:
+    """``sigma^(1/2)`` of a symmetric positive semi-definite matrix, by ``eigh``; eigenvalues that
+    round-off pushed below 0 count as 0."""
+    w, v = np.linalg.eigh(sigma)  # (D,), (D, D)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # (D, D)
+
+
+def _check_covariance(sigma: np.ndarray, name: str) -> np.ndarray:
+    """``sigma`` symmetrised, after checking that it is symmetric and positive semi-definite up to
+    round-off (``PSD_TOLERANCE`` relative to its largest eigenvalue)."""
+    scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > PSD_TOLERANCE * scale:
+        raise ValueError(
+            f"{name} must be a symmetric covariance matrix; got |{name} - {name}^T| up to "
+            f"{asymmetry:.3g}."
+        )
+    sigma = 0.5 * (sigma + sigma.T)  # (D, D)
+    lowest = float(np.linalg.eigvalsh(sigma)[0])
+    if lowest < -PSD_TOLERANCE * scale * sigma.shape[0]:
+        raise ValueError(
+            f"{name} must be positive semi-definite; got an eigenvalue of {lowest:.3g}."
+        )
+    return sigma
 
 
 def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
     """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
 
     ::
 
         d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))
+        tr((S1 S2)^(1/2)) = tr((S1^(1/2) S2 S1^(1/2))^(1/2)) = sum_i sqrt(lambda_i)
 
-    ``(S1 S2)^(1/2)`` comes from ``scipy.linalg.sqrtm``. If the product is singular, or its root is
-    not finite or does not square back to it (relative error above ``SQRTM_TOLERANCE``), the root
-    is taken of ``(S1 + eps I)(S2 + eps I)`` instead, as pytorch-fid does; this is logged. A
-    small imaginary part of the root (round-off) is dropped. Round-off can make the sum slightly
-    negative for (nearly) equal statistics; the result is clipped at 0.
+    where ``lambda_i`` are the eigenvalues of the symmetric positive semi-definite matrix
+    ``M = S1^(1/2) S2 S1^(1/2)`` (``S1 S2`` is similar to ``M``, so both have the same eigenvalues).
+    Both square roots come from ``numpy.linalg.eigh`` of symmetric matrices, so the value is exact
+    for singular and rank-deficient covariances (fewer samples than dimensions) with no
+    regularisation; eigenvalues that round-off pushed below 0 count as 0. Round-off can make the
+    sum slightly negative for (nearly) equal statistics; the result is clipped at 0.
+
+    The accuracy is that of the eigenvalues: an eigenvalue known to ``delta = D * eps * |M|``
+    contributes ``sqrt(delta)`` at worst, so for a rank-deficient ``M`` the trace is exact to about
+    ``D * sqrt(D * eps * |M|)``, and to ``D * eps * |M|`` relative when ``M`` is well conditioned.
 
     Args:
         mu1: (D,) mean; a scalar is read as D = 1.
-        sigma1: (D, D) covariance; a scalar is read as a 1×1 variance.
+        sigma1: (D, D) symmetric positive semi-definite covariance; a scalar is read as a 1×1
+            variance.
         mu2: (D,) mean.
         sigma2: (D, D) covariance.
-        eps: the ridge added to both covariances when the plain product fails, >= 0.
 
     Returns:
         the squared distance, a float >= 0.
 
     Raises:
-        ValueError: shapes that do not match, non-finite entries, a negative ``eps``, a root that
-            stays non-finite after the ridge, or a root with an imaginary part above
-            ``IMAGINARY_TOLERANCE`` on its diagonal.
+        ValueError: shapes that do not match, non-finite entries, or a covariance that is not
+            symmetric or has a negative eigenvalue beyond round-off.
 
     Example:
         >>> frechet_distance([0.0], [[4.0]], [1.0], [[1.0]])  # (0 - 1)^2 + (2 - 1)^2
         2.0
+
+    Reference: Dowson & Landau, J. Multivariate Anal. 12 (1982), eq. (2); Heusel et al., NeurIPS
+    2017, eq. (6).
     """
     mu1, sigma1 = _check_statistics(mu1, sigma1, ("mu1", "sigma1"))
     mu2, sigma2 = _check_statistics(mu2, sigma2, ("mu2", "sigma2"))
@@ -122,29 +140,15 @@ def frechet_distance(
         raise ValueError(
             f"mu1 and mu2 must have the same length; got {mu1.shape[0]} and {mu2.shape[0]}."
         )
-    if not (isinstance(eps, int | float) and eps >= 0):
-        raise ValueError(f"eps must be a number >= 0; got {eps!r}.")
-    root, ok = _sqrtm(sigma1 @ sigma2)  # (D, D)
-    if not ok:
-        logger.warning("sqrtm(S1 S2) is singular or inaccurate; adding %g to the diagonals", eps)
-        ridge = eps * np.eye(mu1.shape[0])  # (D, D)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", linalg.LinAlgWarning)
-            root = linalg.sqrtm((sigma1 + ridge) @ (sigma2 + ridge))
-        if not np.isfinite(root).all():
-            raise ValueError(
-                f"sqrtm((S1 + eps I)(S2 + eps I)) must be finite; got NaN or inf with eps={eps}."
-            )
-    if np.iscomplexobj(root):
-        imaginary = float(np.max(np.abs(np.diagonal(root).imag)))
-        if imaginary > IMAGINARY_TOLERANCE:
-            raise ValueError(
-                f"sqrtm(S1 S2) must be real up to {IMAGINARY_TOLERANCE} on its diagonal; got an "
-                f"imaginary part of {imaginary:.3g}."
-            )
-        root = root.real
+    sigma1 = _check_covariance(sigma1, "sigma1")
+    sigma2 = _check_covariance(sigma2, "sigma2")
+    root1 = _symmetric_root(sigma1)  # (D, D)
+    middle = root1 @ sigma2 @ root1  # (D, D)
+    middle = 0.5 * (middle + middle.T)  # symmetric up to round-off; eigvalsh reads one triangle
+    eigenvalues = np.clip(np.linalg.eigvalsh(middle), 0.0, None)  # (D,)
     diff = mu1 - mu2  # (D,)
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(root)
+    trace_root = float(np.sqrt(eigenvalues).sum())
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root
     return max(float(value), 0.0)
 
 
