@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from distmatch.generator_training import GeneratorConfig, train_generator
+from distmatch.data import toy_dataset
+from distmatch.generation import GeneratorConfig, train_generator
 from distmatch.runs import RunDir
 from distmatch.sketch import FourierFeatures, sketch_dataset, unit_ball_scaling
-from distmatch.toys import toy_dataset
 
 M, BANDWIDTH = 10_000, 1e-3**0.5
 

@@ -25,11 +25,10 @@ import types
 
 import torch
 
-from distmatch.latent_sketch import MovingSketch
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective
-from distmatch.training import _compiled, _forward
-from distmatch.window import MovingWindow
+from distmatch.training._loop import _compiled, _forward
+from distmatch.window import MovingSketch, MovingWindow
 
 
 def plain_forward(model, objective, window, x, generator, sizes):

@@ -2,7 +2,7 @@
 
 Random float32 data (N = 60,000, d = 784, as MNIST), m = 10,000 frequencies (folded Gaussian),
 batch_size 10,000, on CPU. For each process count P the same script runs P ranks (spawned here, one
-gloo group each, ``cores // P`` threads per rank) that time :func:`distmatch.distributed.sketch_dataset`
+gloo group each, ``cores // P`` threads per rank) that time :func:`distmatch.sketch.sketch_dataset` (``across_ranks=True``)
 between two barriers: each rank sketches its shard, then one float64 all-reduce of 2m + 1 numbers.
 Medians over ``--repeats`` passes (after one warm-up pass) are reported with the speed-up over P = 1,
 and the largest difference between the sketches of P = 1 and P > 1 (float64 round-off expected).
@@ -25,8 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from distmatch import distributed
-from distmatch.sketch import FourierFeatures
+from distmatch.sketch import FourierFeatures, sketch_dataset
 
 BATCH = 10_000
 
@@ -41,8 +40,8 @@ def rank_main(rank: int, size: int, args: argparse.Namespace, store: str, out: s
         features = FourierFeatures(args.dim, args.m, bandwidth=math.sqrt(1e-3), generator=g)
 
         def one_pass():
-            return distributed.sketch_dataset(
-                x, features, batch_size=BATCH, device="cpu", progress=False
+            return sketch_dataset(
+                x, features, batch_size=BATCH, device="cpu", progress=False, across_ranks=True
             )
 
         one_pass()  # warm-up: allocations, thread pools

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from distmatch import cli, distributed, plots
+from distmatch import cli, distributed
 from distmatch import sketch as sk
-from distmatch.generator_state import GeneratorRun
-from distmatch.generator_training import GeneratorConfig, train_generator
-from distmatch.generators import build_generator
-from distmatch.models import build_autoencoder
-from distmatch.objectives import AutoencoderObjective, cwae_term
+from distmatch.generation import GeneratorConfig, train_generator
+from distmatch.generation._state import GeneratorRun
+from distmatch.models import build_autoencoder, build_generator
+from distmatch.objectives import AutoencoderObjective, cwae_term, global_objective
 from distmatch.training import TrainConfig, train
+from distmatch.training import _state as plots  # figures are drawn from there
 from distmatch.window import MovingWindow
 
 STEPS = 14  # small.npy: 41 training rows, k=4 -> 11 steps per epoch, the last with 1 row (1 + 0)
@@ -99,9 +99,7 @@ def distance_gradients() -> dict:
     codes = distributed.all_gather_rows(z, sizes)
     objective = AutoencoderObjective("wae")
     gen = torch.Generator().manual_seed(7)
-    parts = distributed.global_objective(
-        objective, x[part], model.decode(z), window.join(codes), gen
-    )
+    parts = global_objective(objective, x[part], model.decode(z), window.join(codes), gen)
     parts["loss"].backward()
     distributed.average_gradients(model.parameters())
     return {
@@ -114,7 +112,7 @@ def distance_gradients() -> dict:
 def generator_gradients() -> dict:
     generator, z, sketch = generator_problem(9)  # 5 + 4 samples
     part, _ = distributed.split_batch(torch.arange(9))
-    loss = distributed.sketch_distance(sketch, generator(z[part]))
+    loss = sk.sketch_distance(sketch, generator(z[part]), across_ranks=True)
     loss.backward()
     distributed.average_gradients(generator.parameters())
     return {"loss": float(loss), "grads": gradients(generator.parameters())}
@@ -124,21 +122,23 @@ def sketches(folder: Path) -> dict:
     data, features = sketch_problem()
     w = distributed.world()
     result = {
-        "float64": distributed.sketch_dataset(data, features, batch_size=100, progress=False),
-        "float32": distributed.sketch_dataset(
-            data.float(), features, batch_size=100, scale=2.0, progress=False
+        "float64": sk.sketch_dataset(
+            data, features, batch_size=100, progress=False, across_ranks=True
         ),
-        "iterable": distributed.sketch_dataset(
-            [data[w.rank :: w.size]], features, batch_size=100, progress=False
+        "float32": sk.sketch_dataset(
+            data.float(), features, batch_size=100, scale=2.0, progress=False, across_ranks=True
         ),
-        "unit_ball": distributed.unit_ball_scaling(data, batch_size=100),
+        "iterable": sk.sketch_dataset(
+            [data[w.rank :: w.size]], features, batch_size=100, progress=False, across_ranks=True
+        ),
+        "unit_ball": sk.unit_ball_scaling(data, batch_size=100, across_ranks=True),
     }
     result = {
         k: (v.sum, v.count, v.scale) if isinstance(v, sk.Sketch) else v for k, v in result.items()
     }
     other = sk.FourierFeatures(3, 40, dither=True, generator=torch.Generator().manual_seed(w.rank))
     try:
-        distributed.sketch_dataset(data, other, progress=False)
+        sk.sketch_dataset(data, other, progress=False, across_ranks=True)
     except ValueError as err:
         result["mismatch"] = str(err)
     cli.main([*SKETCH_CLI, "--out", str(folder / "cli_two_ranks.npz")])

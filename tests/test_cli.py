@@ -86,3 +86,54 @@ def test_sliced_on_unequal_sizes_is_a_usage_error(tmp_path, capsys):
     assert "equal size" in capsys.readouterr().err
     assert main(argv) == 0  # all distances: the sliced one is reported as skipped
     assert "skipped" in capsys.readouterr().out
+
+
+def _choices_by_flag() -> dict[tuple[str, str], tuple]:
+    """``(command, flag) -> choices`` of every flag that lists them, nested commands included."""
+    from distmatch.cli import build_parser
+
+    found = {}
+
+    def walk(parser, command: str) -> None:
+        for action in parser._actions:
+            if isinstance(action.choices, dict):  # subcommands
+                for name, sub in action.choices.items():
+                    walk(sub, f"{command} {name}".strip())
+            elif action.choices is not None:
+                flag = action.option_strings[0] if action.option_strings else action.dest
+                found[(command, flag)] = tuple(action.choices)
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_the_choices_of_every_flag_are_read_from_their_registries():
+    from distmatch import (
+        distances,
+        generation,
+        objectives,
+        sketch,
+        training,
+        window,
+    )
+
+    expected = {
+        ("train", "--model"): objectives.LATENT_DISTANCES,
+        ("train", "--reconstruction"): objectives.RECONSTRUCTIONS,
+        ("train", "--window-init"): window.INITS,
+        ("train", "--refresh"): window.REFRESHES,
+        ("train", "--memory"): training.MEMORIES,
+        ("train", "--optimizer"): training.OPTIMIZERS,
+        ("sketch", "--law"): sketch.LAWS,
+        ("fit-sketch", "--loss"): generation.LOSS_FORMS,
+        ("fit-mmd", "--loss"): generation.LOSS_FORMS,
+        ("fit-mmd", "--kernel"): generation.MMD_KERNELS,
+        ("fit-mmd", "--law"): generation.MMD_LAWS,
+        ("distances", "--distance"): distances.DISTANCES,
+        ("distances", "--kernel"): distances.KERNELS,
+        ("distances", "--estimator"): distances.ESTIMATORS,
+    }
+    found = _choices_by_flag()
+    assert set(found) == set(expected), "a flag with choices has no registry here"
+    for key, registry in expected.items():
+        assert sorted(found[key]) == sorted(registry), key

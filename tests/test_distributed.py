@@ -25,11 +25,12 @@ from _dist_worker import (
     sketch_problem,
     write_small_data,
 )
-from distmatch import cli, distributed, plots
+from distmatch import cli, distributed
 from distmatch import sketch as sk
-from distmatch.generator_state import GeneratorRun
-from distmatch.generator_training import GeneratorConfig, train_generator
+from distmatch.generation import GeneratorConfig, train_generator
+from distmatch.generation._state import GeneratorRun
 from distmatch.objectives import AutoencoderObjective, cwae_term
+from distmatch.training import _state as plots  # figures are drawn from there
 from distmatch.training import train
 
 pytestmark = pytest.mark.skipif(

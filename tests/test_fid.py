@@ -9,14 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distmatch import fid, inception
-from distmatch.fid import (
+from distmatch.evaluation import (
+    FIDInceptionV3,
+    InceptionWeightsError,
     activation_statistics,
     cached_statistics,
     fid_from_samples,
     frechet_distance,
+    load_inception,
 )
-from distmatch.inception import FIDInceptionV3, InceptionWeightsError, load_inception
+from distmatch.evaluation import _fid as fid
+from distmatch.evaluation import _inception as inception
 
 # torchvision's inception_v3 has 27,161,264 parameters; without AuxLogits (3,326,696: conv0
 # 98,560, conv1 2,459,136, fc 769,000) and with 1008 instead of 1000 classes (+8 * 2049) this

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from distmatch.cli import main
-from distmatch.generator_training import GeneratorConfig, train_generator
+from distmatch.generation import GeneratorConfig, train_generator
 from distmatch.runs import RunDir, RunError
 
 SHORT = {"latent_codes": 4000, "batch_size": 500, "eval_points": 2000, "log_every": 4}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from distmatch.generators import GENERATORS, Generator, GeneratorSpec, build_generator
+from distmatch.models import GENERATORS, Generator, GeneratorSpec, build_generator
 
 from conftest import devices
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from distmatch._io import atomic_path
+from distmatch._core import atomic_path
 
 
 def test_atomic_write_replaces_and_keeps_the_usual_mode(tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 from distmatch import sketch as sk
 from distmatch.cli import main
 from distmatch.data import load_split
-from distmatch.metrics import encode_all
+from distmatch.evaluation import encode_all
 from distmatch.training import load_autoencoder
 
 QUICK = ["--steps", "100", "--log-every", "50", "--eval-points", "100", "--no-progress"]

@@ -5,15 +5,10 @@ import math
 import pytest
 import torch
 
-from distmatch.latent_sketch import (
-    SCALES,
-    MovingSketch,
-    mean_features,
-    prior_sketch,
-    sketch_prior_distance,
-)
 from distmatch.objectives import AutoencoderObjective, skwae_term
-from distmatch.window import MovingWindow
+from distmatch.sketch import PRIOR_SCALES as SCALES
+from distmatch.sketch import mean_features, prior_sketch, sketch_prior_distance
+from distmatch.window import MovingSketch, MovingWindow
 
 
 def test_the_exact_prior_sketch_matches_a_monte_carlo_sketch_within_its_error():
@@ -93,7 +88,7 @@ def test_moving_sketch_join_push_reset_and_gradient():
     "make, message",
     [
         (lambda: MovingSketch(n=1, k=1, dim=2), "n must be >= 2"),
-        (lambda: MovingSketch(n=4, k=5, dim=2), "k between 1 and n"),
+        (lambda: MovingSketch(n=4, k=5, dim=2), "k must be between 1 and n=4"),
         (lambda: MovingSketch(n=4, k=1, dim=2).join(torch.zeros(1, 3)), r"\(B, 2\) tensor"),
         (lambda: MovingSketch(n=4, k=1, dim=2).push(torch.zeros(2, 2)), "between 1 and k=1"),
         (

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from distmatch.parzen import (
+from distmatch.evaluation import (
     PARZEN_BANDWIDTHS,
     parzen_log_density,
     parzen_log_likelihood,

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from distmatch.models import build_autoencoder
-from distmatch.plots import image_grid, save_autoencoder_figures, save_image_grid
+from distmatch.report import image_grid, save_autoencoder_figures, save_image_grid
 
 
 def test_image_grid_places_each_image_in_its_cell():

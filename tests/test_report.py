@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from distmatch._html import format_value
 from distmatch.cli import main
 from distmatch.report import write_report
+from distmatch.report._html import format_value
 from distmatch.runs import RunError
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "circle", "rect", "polyline"}

@@ -6,9 +6,7 @@ import pytest
 from PIL import Image
 
 from distmatch.cli import main
-from distmatch.papers import MOW_PAPER, MOW_PROTOCOLS
-from distmatch.reproduce import mow_table, selection_cost
-from distmatch.reproduce_clgn import reproduce_clgn
+from distmatch.reproduce import MOW_PAPER, MOW_PROTOCOLS, mow_table, reproduce_clgn, selection_cost
 
 MOW = ["reproduce", "mow", "--dataset", "digits", "--epochs", "1", "--eval-points", "200"]
 

@@ -10,11 +10,18 @@ import pytest
 import torch
 from torch import nn
 
-from distmatch import inception, sample_metrics
+from distmatch.cli import _train as evaluate_command  # where evaluate loads the network
 from distmatch.cli import main
 from distmatch.data import load_split
-from distmatch.fid import activation_statistics, frechet_distance
-from distmatch.parzen import PARZEN_BANDWIDTHS, parzen_log_likelihood, select_parzen_bandwidth
+from distmatch.evaluation import (
+    PARZEN_BANDWIDTHS,
+    activation_statistics,
+    frechet_distance,
+    parzen_log_likelihood,
+    select_parzen_bandwidth,
+)
+from distmatch.evaluation import _inception as inception
+from distmatch.evaluation import _samples as sample_metrics
 from distmatch.training import load_autoencoder
 
 QUICK = ["--steps", "60", "--log-every", "20", "--eval-points", "100", "--no-progress"]
@@ -44,7 +51,7 @@ def run(tmp_path_factory):
 @pytest.fixture
 def stand_in(monkeypatch, tmp_path):
     monkeypatch.setenv("DISTMATCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(inception, "load_inception", lambda *args, **kwargs: StandIn())
+    monkeypatch.setattr(evaluate_command, "load_inception", lambda *args, **kwargs: StandIn())
 
 
 def test_fid_is_the_frechet_distance_of_decoded_samples_and_the_test_split(run, tmp_path):

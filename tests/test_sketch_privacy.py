@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from distmatch import sketch
-from distmatch._sketch_privacy import sensitivity
-from distmatch.sketch import FourierFeatures, Sketch
+from distmatch.sketch import FourierFeatures, Sketch, sensitivity
 
 M = 50
 

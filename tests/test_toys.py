@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from distmatch.toys import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
+from distmatch.data import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
 
 NAMES = list(TOYS)
 GRID_STEP = 0.005  # midpoint rule: the spiral's error is O(h²), about 2e-6 at this step

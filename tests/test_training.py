@@ -16,13 +16,8 @@ from distmatch.data import load_split
 from distmatch.models import build_autoencoder
 from distmatch.objectives import AutoencoderObjective
 from distmatch.runs import RunDir, RunError
-from distmatch.training import (
-    NonFiniteLossError,
-    TrainConfig,
-    _epoch_order,
-    resumed_config,
-    train,
-)
+from distmatch.training import NonFiniteLossError, TrainConfig, resumed_config, train
+from distmatch.training._loop import _epoch_order
 from distmatch.window import MovingWindow
 
 FAST = {"log_every": 10, "eval_points": 200, "eval_every": 1}

@@ -14,7 +14,7 @@ model      distance_term                                                        
 ``skwae``  ``log |mean_i Phi(codes_i) - sketch(N(0, I))|^2``, Gaussian features    none (exact sketch)
 =========  ======================================================================  ==============
 
-``skwae`` (:mod:`distmatch.latent_sketch`) compares the mean random Fourier features of the codes
+``skwae`` (:mod:`distmatch.sketch`, ``prior_sketch``) compares the mean random Fourier features of the codes
 with the exact sketch of the prior, an estimate of MMD^2 with a Gaussian kernel at O(m n D) cost. With
 a moving sketch instead of a window, ``codes`` is the joined (2m,) sketch itself.
 
@@ -33,15 +33,21 @@ from collections.abc import Callable
 
 import torch
 
-from . import distances
-from .distances._checks import check_choice, check_positive, check_positive_int
+from . import distances, distributed
+from ._core import check_choice, check_positive, check_positive_int
 from .distances.cramer_wold import normality_unchecked
 from .distances.kernels import WAE_SCALES, imq_kernel
 from .distances.mmd import mmd_unchecked
 from .distances.sliced import random_projections, sliced_unchecked
-from .latent_sketch import SKETCH_FREQUENCIES, mean_features, prior_sketch, sketch_prior_distance
+from .sketch import SKETCH_FREQUENCIES, mean_features, prior_sketch, sketch_prior_distance
 
-__all__ = ["LATENT_DISTANCES", "RECONSTRUCTIONS", "AutoencoderObjective", "reconstruction_errors"]
+__all__ = [
+    "LATENT_DISTANCES",
+    "RECONSTRUCTIONS",
+    "AutoencoderObjective",
+    "global_objective",
+    "reconstruction_errors",
+]
 
 RECONSTRUCTIONS = ("root", "mean")
 
@@ -218,3 +224,39 @@ class AutoencoderObjective:
         term = LATENT_DISTANCES[self.model](codes, generator, **self.options)
         weighted = term if self.lam == 1.0 else self.lam * term
         return {"loss": rec + weighted, "reconstruction": rec, "distance": term}
+
+
+def global_objective(
+    objective: AutoencoderObjective,
+    x: torch.Tensor,
+    x_rec: torch.Tensor,
+    codes: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The parts of ``objective`` for a global batch split over the ranks, the same on every rank.
+
+    Under ``torchrun`` each rank encodes its part of the global batch, the fresh codes of all ranks
+    are gathered (in rank order) and joined to the window that every rank holds, so ``codes`` is
+    global already; the reconstruction term is made global here::
+
+        rec = sqrt((1/k) sum_r sum_{i in r} e_i)      e_i per-image sum of squared errors
+
+    from one differentiable all-reduce of (error sum, count) (no root for ``"mean"``), and
+    ``loss = rec + lam * distance(codes)``. With the windows identical on every rank (prior draws
+    from one generator seeded alike), averaging the gradients over the ranks gives exactly the
+    single-process gradient of the global batch (:mod:`distmatch.distributed`). In one process:
+    ``objective(x, x_rec, codes, generator)``.
+
+    Args:
+        objective: the cost (model, lam, reconstruction convention).
+        x: (B_r, ...) this rank's inputs; x_rec: their reconstructions.
+        codes: (n, D) the gathered fresh codes joined to the window.
+        generator: randomness for prior draws (seeded alike on every rank).
+    """
+    if not distributed.is_active():
+        return objective(x, x_rec, codes, generator)
+    errors = reconstruction_errors(x, x_rec)  # (B_r,)
+    total = distributed.all_reduce_sum(
+        torch.stack([errors.sum(), errors.new_tensor(float(len(errors)))])
+    )
+    return objective.from_mean_error(total[0] / total[1], codes, generator)

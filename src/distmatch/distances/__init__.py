@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_choice
+from .._core import check_choice
 from .cramer_wold import cramer_wold, cramer_wold_normality, phi, silverman_gamma
 from .kernels import KERNELS, squared_distances
 from .mmd import ESTIMATORS, mmd

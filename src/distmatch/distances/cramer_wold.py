@@ -20,8 +20,8 @@ from functools import partial
 
 import torch
 
-from ._checks import check_pair, check_positive, check_samples
-from ._fused import fused, pair_sum
+from .._core import check_pair, check_positive, check_samples, fused
+from ._pairs import pair_sum
 
 __all__ = ["cramer_wold", "cramer_wold_normality", "phi", "phi_and_derivative", "silverman_gamma"]
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_choice, check_pair, check_positive, check_samples, check_scales
-from ._fused import fused, pair_sum
+from .._core import check_choice, check_pair, check_positive, check_samples, check_scales, fused
+from ._pairs import pair_sum
 from .kernels import KERNELS, KernelFn
 
 __all__ = ["ESTIMATORS", "mmd"]

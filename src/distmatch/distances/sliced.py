@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_pair, check_positive, check_positive_int, check_samples
-from ._fused import fused
+from .._core import check_pair, check_positive, check_positive_int, check_samples, fused
 
 __all__ = ["random_projections", "sliced_wasserstein"]
 

@@ -1,0 +1,81 @@
+"""The ``distmatch`` command.
+
+Each subcommand is a pair: ``add_<name>(subparsers)`` declares its flags, ``run_<name>(args)`` does
+the work and returns an exit status. Bad input raises :class:`UsageError`, ``ValueError`` or
+``TypeError``; :func:`main` turns them into one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ._common import UsageError
+from ._distances import COMMANDS as DISTANCE_COMMANDS
+from ._fit import COMMANDS as FIT_COMMANDS
+from ._latent import COMMANDS as LATENT_COMMANDS
+from ._reproduce import COMMANDS as REPRODUCE_COMMANDS
+from ._sketch import COMMANDS as SKETCH_COMMANDS
+from ._sketch import SKETCH_ACTIONS
+from ._train import COMMANDS as TRAIN_COMMANDS
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+# ------------------------------------------------------------------------------------------- main
+
+COMMANDS = {
+    **TRAIN_COMMANDS,
+    **SKETCH_COMMANDS,
+    **FIT_COMMANDS,
+    **REPRODUCE_COMMANDS,
+    **LATENT_COMMANDS,
+    **DISTANCE_COMMANDS,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distmatch",
+        description=(
+            "Distribution-matching generative models with little memory and data access: "
+            "moving-window autoencoders and compressive learning from sketches."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"distmatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line ``argv`` (default: ``sys.argv[1:]``) and returns the exit status."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "sketch" and argv[1] in SKETCH_ACTIONS:
+        argv = [SKETCH_ACTIONS[argv[1]], *argv[2:]]
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    _, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except (UsageError, ValueError, TypeError, OSError) as err:
+        if args.verbose:
+            raise
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per rank
+            print(f"distmatch {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"distmatch {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,70 @@
+"""Trained networks rebuilt from their run folders, for evaluation, sampling and later stages.
+
+Part of :mod:`distmatch.evaluation`, which re-exports the public names (and
+:mod:`distmatch.training` and :mod:`distmatch.generation` re-export the loader of their own runs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models import Autoencoder, build_autoencoder, build_generator
+from ..runs import RunDir, RunError
+
+__all__ = ["load_autoencoder", "load_generator"]
+
+
+def load_autoencoder(
+    out: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Autoencoder]:
+    """Rebuilds the trained autoencoder of a run folder from its config and checkpoint.
+
+    Returns:
+        ``(record, model)``: the content of ``config.json`` and the model in eval mode.
+
+    Raises:
+        RunError: not a run folder, a run of a custom model, or an unreadable checkpoint.
+    """
+    run = RunDir(out)
+    record = run.read_json(run.config)
+    resolved = record.get("resolved", {})
+    if not resolved.get("arch"):
+        raise RunError(f"'{run.root}' was trained with a custom model; rebuild it in Python.")
+    model = build_autoencoder(
+        resolved["arch"],
+        sample_shape=tuple(resolved["sample_shape"]),
+        latent_dim=resolved["latent_dim"],
+    )
+    model.load_state_dict(run.load_checkpoint(map_location=device)["model"])
+    return record, model.to(device).eval()
+
+
+def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = "cpu"):
+    """Rebuilds the trained generator of a run folder.
+
+    Returns:
+        ``(record, generator, unscale)``: the content of ``config.json``, the generator in eval
+        mode, and the map from its outputs back to the data's coordinates.
+    """
+    run = RunDir(Path(out))
+    record = run.read_json(run.config)
+    if record.get("kind") != "generator":
+        raise RunError(f"'{run.root}' must be a generator run (fit-sketch, fit-mmd); it is not.")
+    resolved = record["resolved"]
+    generator = build_generator(
+        resolved["arch"],
+        sample_shape=tuple(resolved["sample_shape"]),
+        latent_dim=resolved["latent_dim"],
+    )
+    generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
+    center = torch.tensor(resolved["center"], dtype=torch.float64)
+    scale = float(resolved["scale"])
+
+    def unscale(x: torch.Tensor) -> torch.Tensor:
+        return x.double().cpu() * scale + center
+
+    return record, generator.to(device).eval(), unscale

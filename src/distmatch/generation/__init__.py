@@ -1,0 +1,33 @@
+"""Generators trained from a sketch alone (CL-GN), or with exact mini-batch MMD (the baseline).
+
+:func:`train_generator` runs one visible loop (``_loop``) over a :class:`GeneratorConfig`; the run's
+objects and bookkeeping are in ``_state`` (on :class:`distmatch.runs.RunEngine`).
+:func:`fit_latent_sketch` brings CL-GN to images through a trained autoencoder's latent space;
+:func:`load_generator` rebuilds a trained generator from its run folder.
+"""
+
+from ..evaluation import load_generator
+from ._config import (
+    LOSS_FORMS,
+    MMD_KERNELS,
+    MMD_LAWS,
+    MULTISCALE,
+    OBJECTIVES,
+    RESUMABLE_FIELDS,
+    GeneratorConfig,
+)
+from ._latent import fit_latent_sketch
+from ._loop import train_generator
+
+__all__ = [
+    "LOSS_FORMS",
+    "MMD_KERNELS",
+    "MMD_LAWS",
+    "MULTISCALE",
+    "OBJECTIVES",
+    "RESUMABLE_FIELDS",
+    "GeneratorConfig",
+    "fit_latent_sketch",
+    "load_generator",
+    "train_generator",
+]

@@ -1,0 +1,148 @@
+"""Latent compressive learning: CL-GN in the latent space of a trained autoencoder.
+
+Part of :mod:`distmatch.generation`.
+
+1. One pass over the training split encodes each chunk and adds its features to a sketch of the
+   latent codes (the codes are never all held, never written).
+2. A small latent generator ``g(u)``, ``u ~ N(0, I)``, is trained from that sketch alone (the
+   CL-GN objective: the distance ``|z_codes - mean_i Phi(g(u_i))|``, on which CL-GN's early
+   stopping is tuned).
+3. Samples are ``decode(g(u))``: the sketch brings CL-GN to images.
+
+Coordinates: the codes are divided by the largest norm among the first ``probe`` training codes
+(about the unit ball, as CL-GN scales its data), stored in the sketch and undone when sampling. The
+kernel is Gaussian; its bandwidth is fitted on those probe codes (Keriven et al.'s sketch-based fit)
+unless given. Writes ``OUT/sketch.npz``, ``OUT/test_codes.npy`` (held-out codes for the generator's
+evaluation), the generator run ``OUT/run`` and ``OUT/samples.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import sketch as sk
+from .._core import atomic_path, resolve_device
+from ..data import load_split
+from ..evaluation import load_autoencoder, load_generator
+from ..report import save_image_grid
+from ..runs import RunDir
+from ._config import GeneratorConfig
+from ._loop import train_generator
+
+__all__ = ["fit_latent_sketch"]
+
+PROBE = 5000  # codes that fix the scale and the bandwidth
+
+
+@torch.no_grad()
+def _encoded(model, data, batch_size: int, device, limit: int | None = None) -> Iterator:
+    size = len(data) if limit is None else min(limit, len(data))
+    for start in range(0, size, batch_size):
+        x = data.get_batch(torch.arange(start, min(start + batch_size, size)))
+        yield model.encode(x.to(device)).double().cpu()
+
+
+def fit_latent_sketch(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    n_frequencies: int = 2000,
+    bandwidth: float | None = None,
+    epochs: int = 25,
+    arch: str = "mlp",
+    batch_size: int = 1000,
+    latent_codes: int | None = 100_000,
+    seed: int = 0,
+    data_dir: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sketches the latent codes of ``run``'s training split and fits a generator to the sketch.
+
+    Args:
+        run: a run folder of ``distmatch train``.
+        out: the output folder (default ``RUN/latent``); a finished generator run there is reused,
+            an unfinished one resumed.
+        n_frequencies: m of the latent sketch.
+        bandwidth: Gaussian kernel bandwidth in the scaled coordinates; ``None`` fits it.
+        epochs, arch, batch_size, latent_codes, seed: of the generator training
+            (:class:`distmatch.generation.GeneratorConfig`).
+        data_dir: where the data set is now (default: as trained).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: progress bars.
+
+    Returns:
+        the generator run's summary, with ``bandwidth``, ``scale`` and ``samples`` (the figure).
+    """
+    dev = resolve_device(device)
+    record, model = load_autoencoder(run, device=dev)
+    config = record["config"]
+    where = data_dir if data_dir is not None else config["data_dir"]
+    train = load_split(config["dataset"], "train", data_dir=where, image_size=config["image_size"])
+    test = load_split(config["dataset"], "test", data_dir=where, image_size=config["image_size"])
+    folder = Path(out) if out is not None else Path(run) / "latent"
+    folder.mkdir(parents=True, exist_ok=True)
+    sketch_path = folder / "sketch.npz"
+    if sketch_path.is_file():
+        latent = sk.Sketch.load(sketch_path)
+    else:
+        probe = torch.cat(list(_encoded(model, train, batch_size, dev, PROBE)))  # (P, D)
+        scale = float(probe.norm(dim=1).max())
+        gen = torch.Generator().manual_seed(seed)
+        width = bandwidth or sk.estimate_bandwidth(probe / scale, generator=gen)
+        features = sk.FourierFeatures(
+            model.latent_dim, n_frequencies, law="gaussian", bandwidth=width, generator=gen
+        )
+        latent = sk.sketch_dataset(
+            _encoded(model, train, batch_size, dev), features, scale=scale, progress=progress
+        )
+        latent.save(sketch_path)
+    codes_path = folder / "test_codes.npy"
+    if not codes_path.is_file():
+        test_codes = torch.cat(list(_encoded(model, test, batch_size, dev))).float().numpy()
+        with atomic_path(codes_path) as tmp:
+            np.save(tmp, test_codes)
+    generator_run = RunDir(folder / "run")
+    if generator_run.summary.is_file():
+        summary = generator_run.read_json(generator_run.summary)
+    else:
+        generator_config = GeneratorConfig(
+            objective="sketch",
+            sketch=str(sketch_path),
+            eval_data=str(codes_path),
+            arch=arch,
+            batch_size=batch_size,
+            latent_codes=latent_codes,
+            loss_form="root",  # early stopping's min_delta is meant for the distance (CL-GN)
+            epochs=epochs,
+            seed=seed,
+            device=device,
+        )
+        summary = train_generator(
+            generator_config,
+            generator_run.root,
+            resume=generator_run.checkpoint.is_file(),
+            progress=progress,
+        )
+    _, latent_generator, unscale = load_generator(generator_run.root, device=dev)
+    with torch.no_grad():
+        u = torch.randn(
+            64, latent_generator.latent_dim, generator=torch.Generator().manual_seed(seed)
+        )
+        codes = unscale(latent_generator(u.to(dev)).double()).float()
+        images = model.decode(codes.to(dev)).clamp(0, 1).cpu()
+    samples = folder / "samples.png"
+    if test.is_image:
+        save_image_grid(images, samples)
+    return {
+        **summary,
+        "bandwidth": float(latent.features.bandwidth),
+        "scale": float(latent.scale),
+        "samples": str(samples) if test.is_image else None,
+    }

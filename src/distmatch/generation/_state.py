@@ -1,0 +1,280 @@
+"""The objects of one generator training run and their bookkeeping.
+
+Part of :mod:`distmatch.generation`; the loop is :func:`distmatch.generation.train_generator`.
+Across P ranks (:mod:`distmatch.distributed`) each rank generates its part of every global batch,
+the loss is that of the global batch on every rank, and rank 0 alone reads the checkpoint (the
+others receive it), evaluates and writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from .. import __version__, distances, distributed
+from ..data import load_vectors
+from ..evaluation import evaluate_generator
+from ..models import build_generator
+from ..report import save_generator_curves, save_histograms, save_sketch_density
+from ..runs import Meter, RunDir, RunEngine
+from ..sketch import Sketch, sketch_distance, unit_ball_scaling
+from ._config import DEFAULTS, MULTISCALE, RESUMABLE_FIELDS, GeneratorConfig
+
+__all__ = ["GeneratorRun"]
+
+log = logging.getLogger("distmatch.generation")
+
+FIGURE_POINTS = 20_000  # generated points in the histogram figure
+
+
+class GeneratorRun(RunEngine):
+    """Generator, optimizer, target (sketch or data) and bookkeeping of one run.
+
+    Attributes:
+        generator: the network being trained.
+        rng: the run's random generator (fresh codes, data batches of the MMD baseline).
+    """
+
+    config: GeneratorConfig
+
+    @classmethod
+    def start(
+        cls, config: GeneratorConfig, out: str | os.PathLike[str], *, resume: bool
+    ) -> GeneratorRun:
+        s = cls()
+        run = RunDir(out)
+        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
+        distributed.check_divisible(config.batch_size, "batch_size")
+        s.device = distributed.rank_device(config.device)
+        s.toy = None
+        if config.objective == "sketch":
+            s.sketch = Sketch.load(config.sketch)
+            s.sketch.features.to(s.device)
+            dim = s.sketch.features.dim
+            center = s.sketch.center
+            s.center = torch.zeros(dim, dtype=torch.float64) if center is None else center.double()
+            s.scale = float(s.sketch.scale)
+            s.data = None
+            source = config.eval_data or s.sketch.source
+        else:
+            raw, s.toy = load_vectors(config.dataset, seed=config.seed)
+            dim = raw.shape[1]
+            s.center, s.scale = torch.zeros(dim, dtype=torch.float64), unit_ball_scaling(raw)
+            s.data = (raw / s.scale).float().to(s.device)  # (N, D), unit-ball coordinates
+            source = config.eval_data or config.dataset
+        s.heldout = None
+        if source:
+            heldout, toy = load_vectors(
+                source, n=max(config.eval_points, 10_000), seed=config.seed + 1
+            )
+            s.toy = s.toy or toy
+            s.heldout = ((heldout - s.center) / s.scale).float()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            s.generator = build_generator(
+                config.arch, sample_shape=(dim,), latent_dim=config.latent_dim
+            )
+        s.generator.to(s.device)
+        s.optimizer = torch.optim.Adam(s.generator.parameters(), lr=config.lr)
+        s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
+        latent = s.generator.latent_dim
+        n_codes = config.latent_codes or 100_000
+        s.codes = None
+        if config.latent_codes:
+            code_gen = torch.Generator().manual_seed(config.seed + 2)
+            s.codes = torch.randn(n_codes, latent, generator=code_gen).to(s.device)  # kept all run
+        s.steps_per_epoch = math.ceil(n_codes / config.batch_size)
+        s.total_steps = config.epochs * s.steps_per_epoch
+        s.epoch_meter = Meter()
+        s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
+        s.begin(run, s._record(dim), state)
+        return s
+
+    def _record(self, dim: int) -> dict[str, Any]:
+        return {
+            "kind": "generator",
+            "config": dataclasses.asdict(self.config),
+            "resolved": {
+                "arch": self.config.arch,
+                "latent_dim": self.generator.latent_dim,
+                "sample_shape": [dim],
+                "center": self.center.tolist(),
+                "scale": self.scale,
+                "toy": self.toy,
+                "steps_per_epoch": self.steps_per_epoch,
+            },
+            "distmatch_version": __version__,
+        }
+
+    def before_first_save(self) -> None:
+        self.evaluate()  # the untrained generator: where the curves start
+
+    # --------------------------------------------------------------------------------- a step
+    def epoch_order(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch + 29)
+        return torch.randperm(self.codes.shape[0] if self.codes is not None else 1, generator=gen)
+
+    def _global_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B,) the global batch: indices of kept codes, or rows of the fresh draw."""
+        size = self.config.batch_size
+        if self.codes is None:
+            return torch.arange(size)
+        return order[batch * size : (batch + 1) * size]
+
+    def latent_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B_r, latent_dim): this rank's part of the latent codes of the global batch."""
+        part, _ = distributed.split_batch(self._global_batch(order, batch))
+        if self.codes is None:
+            shape = (self.config.batch_size, self.generator.latent_dim)
+            codes = torch.randn(shape, generator=self.rng, device=self.device)  # alike on all ranks
+            return codes if self.world.size == 1 else codes[part.to(self.device)]
+        return self.codes[part.to(self.device)]
+
+    def loss(self, x: torch.Tensor, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """The squared sketch distance, or the exact MMD against a random batch of the data.
+
+        ``x`` (B_r, D) is this rank's part; the loss is that of the global batch on every rank:
+        the sketch distance of the all-reduced mean features, or the MMD of the gathered samples.
+        """
+        if self.config.objective == "sketch":
+            return self._form(sketch_distance(self.sketch, x, across_ranks=True))
+        _, sizes = distributed.split_batch(self._global_batch(order, batch))
+        x = distributed.all_gather_rows(x, sizes)  # (B, D)
+        index = torch.randint(
+            self.data.shape[0], (x.shape[0],), generator=self.rng, device=self.device
+        )
+        y = self.data[index]  # (B, D)
+        if self.config.kernel == "multiscale":
+            options = {"kernel": "gaussian", "scales": MULTISCALE}
+        else:
+            options = {
+                "kernel": "folded_gaussian" if self.config.law == "folded_gaussian" else "gaussian"
+            }
+        return self._form(distances.mmd(x, y, bandwidth=self.config.bandwidth, **options))
+
+    def _form(self, squared: torch.Tensor) -> torch.Tensor:
+        """The trained loss: the squared distance, or its root (clamped: unbiased MMD^2 may dip
+        below 0)."""
+        return squared if self.config.loss_form == "squared" else squared.clamp_min(1e-12).sqrt()
+
+    def record(self, loss: torch.Tensor) -> None:
+        """Adds the batch's loss, and the distance in both units (MMD and MMD^2)."""
+        loss = loss.detach()
+        if self.config.loss_form == "squared":
+            parts = {"loss": loss, "distance": loss.clamp_min(0).sqrt(), "distance_squared": loss}
+        else:
+            parts = {"loss": loss, "distance": loss, "distance_squared": loss.square()}
+        self.meter.add(parts)
+        self.epoch_meter.add(parts)
+
+    # ---------------------------------------------------------------------------- an epoch
+    def end_epoch(self) -> None:
+        """Epoch loss and early stopping (as Keras: min_delta, patience), evaluation, checkpoint."""
+        if not self.epoch_meter.finite():
+            self.save()  # raises NonFiniteLossError
+        means = self.epoch_meter.flush()
+        loss = means["loss"]
+        self.epoch, self.batch = self.epoch + 1, 0
+        if loss < self.best - self.config.min_delta:
+            self.best, self.bad_epochs = loss, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped_early = self.bad_epochs >= self.config.patience
+        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, **means}
+        if self.world.is_main:
+            self.run.append_metrics(row)
+        self.evaluate()
+        self.save()
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out metrics, a metrics row and figures (rank 0 only)."""
+        if not self.world.is_main:
+            return {}
+        started = time.perf_counter()
+        gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
+        metrics: dict[str, float] = {}
+        shown = max(self.config.eval_points, FIGURE_POINTS)  # generating is cheap; metrics are not
+        with torch.no_grad():
+            z = torch.randn(shown, self.generator.latent_dim, generator=gen)
+            samples = self.generator(z.to(self.device)).double().cpu()  # (P, D) sketch coordinates
+        if self.heldout is not None:
+            metrics = evaluate_generator(
+                samples[: self.config.eval_points], self.heldout, self._unscale, self.toy, gen
+            )
+        self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
+        self._figures(samples)
+        self.eval_seconds += time.perf_counter() - started
+        return metrics
+
+    def _unscale(self, x: torch.Tensor) -> torch.Tensor:
+        return x.double() * self.scale + self.center
+
+    def _figures(self, samples: torch.Tensor) -> None:
+        folder = self.run.figures
+        data = self._unscale(self.heldout).numpy() if self.heldout is not None else None
+        save_histograms(data, self._unscale(samples).numpy(), folder / "histograms.png")
+        density = folder / "sketch_density.png"
+        if (
+            self.config.objective == "sketch"
+            and self.sketch.features.dim == 2
+            and not density.exists()
+        ):
+            save_sketch_density(self.sketch, density)  # depends on the sketch alone: drawn once
+        save_generator_curves(self.run.read_metrics(), folder / "curves.png")
+
+    # ---------------------------------------------------------------- RunEngine's hooks
+    def parameters(self) -> Iterable[torch.Tensor]:
+        return self.generator.parameters()
+
+    def meters(self) -> tuple[Meter, ...]:
+        return (self.meter, self.epoch_meter)
+
+    def diverged_hint(self) -> str:
+        return f" (lr={self.config.lr})"
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.get_state(),
+            "epoch_meter": self.epoch_meter.state(),
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.set_state(state["rng"])
+        self.epoch_meter = Meter(state["epoch_meter"])
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self.stopped_early = bool(state["stopped_early"])
+        if self.stopped_early and self.epoch < self.config.epochs:
+            self.stopped_early = False  # more epochs were asked for: early stopping starts afresh
+            self.bad_epochs = 0
+
+    def summary_fields(self) -> dict[str, Any]:
+        rows = self.run.read_metrics()
+        evals = [r for r in rows if r.get("kind") == "eval"]
+        epochs = [r for r in rows if r.get("kind") == "epoch"]
+        final = (
+            {k: v for k, v in evals[-1].items() if k not in ("kind", "step", "epoch")}
+            if evals
+            else {}
+        )
+        return {
+            **final,
+            "loss": epochs[-1]["loss"] if epochs else None,
+            "best_loss": self.best,
+            "epochs": self.epoch,
+            "stopped_early": self.stopped_early,
+            "step": self.step,
+        }

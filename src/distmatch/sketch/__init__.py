@@ -1,0 +1,71 @@
+"""Sketches of data sets: means of random Fourier features, for compressive learning.
+
+A data set is compressed in one pass into the sketch ``z = mean_i phi(x_i)`` of the features::
+
+    phi(x) = [cos(Omega^T x + xi); sin(Omega^T x + xi)] / sqrt(m)          (2m,)
+
+with ``m`` frequencies ``Omega`` (D, m) drawn from a law (:data:`LAWS`) and an optional dither
+``xi``. ``|z_X - z_Y|^2`` estimates MMD^2 for the kernel whose Fourier transform is the frequency
+law, so a generator can be trained from ``z`` alone (:func:`sketch_distance`). A :class:`Sketch`
+keeps the float64 sum and the count, so sketches of shards merge exactly; it is saved as ``.npz``.
+
+Behind this face: the frequency laws (``_laws``), the one feature map (``_features``), bandwidth
+estimation (``_bandwidth``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
+its distance (``_sketch``), the one pass over data in one process or across ranks (``_pass``),
+differential privacy (``_privacy``), the file (``_io``) and the prior sketch of ``skwae``
+(``_prior``).
+
+Typical use (CL-GN recipe: data in the unit ball, m = 10,000, folded Gaussian, bandwidth^2 = 1e-3)::
+
+    features = FourierFeatures(2, 10_000, bandwidth=CLGN_BANDWIDTH, generator=g)
+    s = sketch_dataset(x, features, scale=unit_ball_scaling(x))
+    loss = sketch_distance(s, generator_net(z))      # samples in the scaled coordinates
+
+Reference: Schellekens & Jacques, "Compressive Learning of Generative Networks", ESANN 2020
+(arXiv:2002.05095), eq. (1) and (6); Keriven et al., "Sketching for large-scale learning of mixture
+models", 2018; the pycle 1.2 toolbox.
+"""
+
+from ._bandwidth import estimate_bandwidth
+from ._features import QUANTIZED_GAIN, FourierFeatures, mean_features
+from ._gaussian import gaussian_mixture_sketch, gaussian_sketch
+from ._io import FORMAT_VERSION, SketchError
+from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
+from ._pass import sketch_dataset, unit_ball_scaling
+from ._prior import (
+    PRIOR_SCALES,
+    SKETCH_FREQUENCIES,
+    default_bandwidth,
+    prior_sketch,
+    sketch_prior_distance,
+)
+from ._privacy import MECHANISMS, NEIGHBOURS, Privacy, private_sketch, sensitivity
+from ._sketch import Sketch, sketch_distance
+
+__all__ = [
+    "CLGN_BANDWIDTH",
+    "CLGN_FREQUENCIES",
+    "FORMAT_VERSION",
+    "LAWS",
+    "MECHANISMS",
+    "NEIGHBOURS",
+    "PRIOR_SCALES",
+    "QUANTIZED_GAIN",
+    "SKETCH_FREQUENCIES",
+    "FourierFeatures",
+    "Privacy",
+    "Sketch",
+    "SketchError",
+    "default_bandwidth",
+    "estimate_bandwidth",
+    "gaussian_mixture_sketch",
+    "gaussian_sketch",
+    "mean_features",
+    "prior_sketch",
+    "private_sketch",
+    "sensitivity",
+    "sketch_dataset",
+    "sketch_distance",
+    "sketch_prior_distance",
+    "unit_ball_scaling",
+]

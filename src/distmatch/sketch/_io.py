@@ -1,0 +1,141 @@
+"""The sketch file: a ``.npz`` archive (no pickle) of the feature map, the scaling, sum and count.
+
+Part of :mod:`distmatch.sketch`: :meth:`Sketch.save <distmatch.sketch.Sketch.save>` calls
+:func:`write_sketch`, and :meth:`Sketch.load <distmatch.sketch.Sketch.load>` builds the sketch from
+the parts :func:`read_sketch` returns; :class:`SketchError` is re-exported there.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .._core import atomic_path
+from ._features import FourierFeatures
+from ._laws import as_float64
+from ._privacy import Privacy
+
+if TYPE_CHECKING:
+    from ._sketch import Sketch
+
+__all__ = ["FORMAT_VERSION", "KEYS", "SketchError", "read_sketch", "write_sketch"]
+
+FORMAT_VERSION = 1
+
+
+class SketchError(ValueError):
+    """A sketch file that cannot be read: not an .npz, a foreign or corrupt one, a newer format."""
+
+
+KEYS = {
+    "format_version", "frequencies", "dither", "law", "bandwidth", "cov", "dim", "dithered",
+    "quantized", "center", "scale", "sum", "count",
+}  # fmt: skip
+
+
+def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
+    """Writes ``sketch`` to ``path`` as ``.npz`` (no pickle), atomically."""
+    f = sketch.features
+    empty = np.zeros(0)
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "frequencies": f.frequencies.detach().cpu().numpy(),
+        "dither": f.dither.detach().cpu().numpy(),
+        "law": np.str_(f.law or ""),
+        "bandwidth": np.float64(np.nan if f.bandwidth is None else f.bandwidth),
+        "cov": empty if f.cov is None else as_float64(f.cov, "cov").numpy(),
+        "dim": np.int64(f.dim),
+        "dithered": np.bool_(f.dithered),
+        "quantized": np.bool_(f.quantized),
+        "center": empty if sketch.center is None else sketch.center.numpy(),
+        "scale": np.float64(sketch.scale),
+        "sum": sketch.sum.numpy(),
+        "count": np.int64(sketch.count),
+        "source": np.str_(sketch.source or ""),
+    }
+    if sketch.privacy is not None:
+        arrays.update({f"dp_{k}": np.asarray(v) for k, v in vars(sketch.privacy).items()})
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Reads the parts of a sketch written by :func:`write_sketch` (``allow_pickle=False``): the
+    keyword arguments of :meth:`Sketch.from_parts <distmatch.sketch.Sketch.from_parts>`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        SketchError: not an ``.npz``, a foreign or corrupt one, an unsupported format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sketch file must exist; got no file at '{path}'.")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise SketchError(f"sketch file must be an .npz archive; got '{path}' ({err}).") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise SketchError(f"sketch file must be an .npz archive; got a .npy array in '{path}'.")
+    with npz:
+        missing = sorted(KEYS - set(npz.files))
+        if missing:
+            raise SketchError(
+                f"sketch file must hold the keys of Sketch.save; got '{path}' without {missing}."
+            )
+        try:
+            arrays = {key: npz[key] for key in npz.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise SketchError(f"sketch file must be readable; got '{path}' ({err}).") from None
+    version = arrays["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+        raise SketchError(f"sketch file format_version must be {FORMAT_VERSION}; got {version!s}.")
+    try:
+        return parts_from_arrays(arrays)
+    except (TypeError, ValueError) as err:
+        raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
+
+
+def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The parts of the sketch held by the arrays of a file; ``ValueError``/``TypeError`` when
+    they disagree."""
+    bandwidth = float(a["bandwidth"])
+    features = FourierFeatures.from_frequencies(
+        torch.from_numpy(a["frequencies"]),
+        torch.from_numpy(a["dither"]) if bool(a["dithered"]) else None,
+        quantized=bool(a["quantized"]),
+        law=str(a["law"]) or None,
+        bandwidth=None if math.isnan(bandwidth) else bandwidth,
+        cov=torch.from_numpy(a["cov"]) if a["cov"].size else None,
+    )
+    if int(a["dim"]) != features.dim:
+        raise ValueError(
+            f"dim must equal the rows of frequencies ({features.dim}); got {a['dim']}."
+        )
+    if not bool(a["dithered"]) and np.any(a["dither"]):
+        raise ValueError("dither must be zeros when dithered is False; got non-zero entries.")
+    total = np.asarray(a["sum"], dtype=np.float64)
+    if total.shape != (2 * features.n_frequencies,) or not np.isfinite(total).all():
+        raise ValueError(
+            f"sum must be {2 * features.n_frequencies} finite values; got {total.shape}."
+        )
+    if a["count"].dtype.kind not in "iu" or int(a["count"]) < 0:
+        raise ValueError(f"count must be an integer >= 0; got {a['count']}.")
+    privacy = None
+    if "dp_epsilon" in a:
+        fields = ("epsilon", "delta", "mechanism", "neighbours", "noise_scale", "count_noise_scale")
+        privacy = Privacy(*[a[f"dp_{k}"].item() for k in fields])
+    return {
+        "features": features,
+        "center": a["center"] if a["center"].size else None,
+        "scale": float(a["scale"]),
+        "total": torch.from_numpy(total.copy()),
+        "count": int(a["count"]),
+        "source": (str(a["source"]) or None) if "source" in a else None,  # absent in other writers'
+        "privacy": privacy,
+    }

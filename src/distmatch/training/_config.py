@@ -1,0 +1,137 @@
+"""The configuration of a moving-window training run, and what may change when it resumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from .._core import check_choice, check_positive, check_positive_int
+from ..objectives import LATENT_DISTANCES, RECONSTRUCTIONS
+from ..runs import RunDir
+from ..window import INITS, REFRESHES, check_window_sizes
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_ARCH",
+    "MEMORIES",
+    "OPTIMIZERS",
+    "RESUMABLE_FIELDS",
+    "TrainConfig",
+    "resumed_config",
+]
+
+DEFAULT_ARCH = {
+    "digits": "mlp",
+    "mnist": "mnist_mlp",
+    "fashion_mnist": "fmnist_conv",
+    "cifar10": "cifar_conv",
+    "celeba": "celeba_conv",
+    "ffhq": "ffhq_conv",
+}
+OPTIMIZERS = ("adam", "sgd")
+MEMORIES = ("window", "sketch")  # n - k past codes, or their moving sketch (skwae only)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a moving-window training run."""
+
+    # what to train
+    model: str = "cwae"  # latent distance: cwae | wae | swae | skwae
+    dataset: str = "digits"  # a registry name (see distmatch.data) or a .npy path
+    data_dir: str | None = None  # folder (or zip) holding the data set's files
+    arch: str | None = None  # None: the data set's default architecture (DEFAULT_ARCH)
+    latent_dim: int | None = None  # None: the architecture's default
+    image_size: int | None = None  # None: the data set's default side (celeba 64, ffhq 1024)
+    # moving window
+    n: int = 64  # codes the distance term sees
+    k: int = 1  # fresh codes per step, i.e. the batch size; k == n: classical batches
+    window_init: str = "prior"  # prior | zeros | fill
+    reset_each_epoch: bool = True  # refill the window at the start of every epoch
+    refresh: str = "none"  # none: push the pre-update codes; reencode: encode again after the step
+    memory: str = "window"  # window: n - k past codes; sketch: their moving sketch (skwae only)
+    sketch_frequencies: int = 1000  # m of the skwae distance
+    sketch_bandwidth: float | None = None  # skwae kernel bandwidth; None: sqrt(latent_dim)
+    # cost
+    lam: float = 1.0  # weight of the distance term
+    reconstruction: str = "root"  # root: sqrt(mean SSE), the reference's; mean: mean SSE
+    # optimisation
+    optimizer: str = "adam"  # adam | sgd (plain gradient descent, as the reference)
+    lr: float = 1e-3  # learning rate
+    epochs: int = 20  # full passes over the training split
+    steps: int | None = None  # total optimizer steps; when set it replaces epochs
+    seed: int = 0  # seeds initialisation, epoch order, window and prior draws
+    # evaluation and output
+    eval_every: int = (
+        5  # epochs between evaluations and figures (also after epoch 1 and at the end)
+    )
+    eval_points: int = 2000  # test codes per distance estimate, as in the paper
+    log_every: int = 100  # steps per row of metrics.jsonl
+    checkpoint_every: int = 5000  # steps between checkpoints (also after every evaluation)
+    checkpoint_minutes: float = 5.0  # and at least this often
+    device: str = "auto"  # auto: cuda when available, else cpu
+    compile: bool = False  # torch.compile the forward pass and cost (needs a C++ compiler on CPU)
+
+    def validate(self) -> TrainConfig:
+        """Checks every field; returns ``self``.
+
+        Raises:
+            ValueError, TypeError: a field out of range (the message names it).
+        """
+        check_choice(self.model, "model", LATENT_DISTANCES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_choice(self.window_init, "window_init", INITS)
+        check_choice(self.refresh, "refresh", REFRESHES)
+        check_choice(self.reconstruction, "reconstruction", RECONSTRUCTIONS)
+        check_choice(self.memory, "memory", MEMORIES)
+        if self.memory == "sketch" and self.model != "skwae":
+            raise ValueError(
+                f"memory 'sketch' (a moving sketch) needs model 'skwae'; got model {self.model!r}."
+            )
+        check_positive_int(self.sketch_frequencies, "sketch_frequencies")
+        if self.sketch_bandwidth is not None:
+            check_positive(self.sketch_bandwidth, "sketch_bandwidth")
+        check_window_sizes(self.n, self.k)
+        check_positive(self.lr, "lr")
+        check_positive(self.lam, "lam")
+        check_positive(self.checkpoint_minutes, "checkpoint_minutes")
+        for name in ("epochs", "eval_every", "eval_points", "log_every", "checkpoint_every"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("steps", "latent_dim", "image_size"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        return self
+
+
+# Fields that may change when a run is resumed (they do not alter the trajectory so far).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "epochs",
+        "steps",
+        "eval_every",
+        "log_every",
+        "checkpoint_every",
+        "checkpoint_minutes",
+        "device",
+        "compile",
+    }
+)
+
+
+DEFAULTS = dataclasses.asdict(TrainConfig())
+
+
+def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
+    """The configuration saved in the run folder ``out``, with ``overrides`` applied.
+
+    Raises:
+        RunError: ``out`` is not a run folder.
+        TypeError: an override that is not a field of :class:`TrainConfig`.
+    """
+    run = RunDir(out)
+    saved = run.read_json(run.config)["config"]
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"overrides must be fields of TrainConfig; got {', '.join(unknown)}.")
+    return dataclasses.replace(TrainConfig(**saved), **overrides)

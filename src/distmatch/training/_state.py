@@ -1,0 +1,207 @@
+"""The objects of one moving-window training run and their bookkeeping.
+
+Part of :mod:`distmatch.training`. :class:`RunState` builds the data, model, memory (window or
+moving sketch), optimizer and objective of a run, and writes and restores its checkpoint, logs,
+evaluates and summarises through :class:`distmatch.runs.RunEngine`; the loop itself is
+:func:`distmatch.training.train`.
+
+Across P ranks (:mod:`distmatch.distributed`) every rank holds the same state and takes the same
+decisions; rank 0 alone reads the checkpoint (the others receive it), writes files and evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__, distributed
+from ..data import SampleSet, describe, load_split
+from ..evaluation import evaluate_autoencoder
+from ..models import Autoencoder, build_autoencoder, warn_if_batchnorm
+from ..objectives import AutoencoderObjective
+from ..report import save_autoencoder_figures, save_training_curves
+from ..runs import RunDir, RunEngine
+from ..window import MovingSketch, MovingWindow
+from ._config import DEFAULT_ARCH, DEFAULTS, RESUMABLE_FIELDS, TrainConfig
+
+__all__ = ["RunState"]
+
+log = logging.getLogger("distmatch.training")
+
+
+class RunState(RunEngine):
+    """The objects of one run and their bookkeeping; built by :meth:`start`.
+
+    Attributes:
+        rng: the run's random generator (window fill, prior draws, sliced directions).
+        memory: the :class:`~distmatch.window.MovingWindow` of past codes, or for
+            ``memory="sketch"`` their :class:`~distmatch.window.MovingSketch`.
+    """
+
+    config: TrainConfig
+    train_set: SampleSet
+    test_set: SampleSet
+    model: nn.Module
+    memory: MovingWindow | MovingSketch
+
+    @classmethod
+    def start(
+        cls, config: TrainConfig, run: RunDir, *, resume: bool, model: nn.Module | None
+    ) -> RunState:
+        s = cls()
+        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
+        distributed.check_divisible(config.k, "k")
+        s.device = distributed.rank_device(config.device)
+        s.train_set = load_split(config.dataset, "train", **s._data_options())
+        s.test_set = load_split(config.dataset, "test", **s._data_options())
+        log.info("%s; %s", describe(s.train_set), describe(s.test_set))
+        s.model = (model if model is not None else s._build_model()).to(s.device)
+        if model is not None:
+            warn_if_batchnorm(model, config.k // s.world.size)
+        s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
+        s.memory = s._memory(int(s.model.latent_dim))
+        params = s.model.parameters()
+        s.optimizer = (
+            torch.optim.Adam(params, lr=config.lr)
+            if config.optimizer == "adam"
+            else torch.optim.SGD(params, lr=config.lr)
+        )
+        s.objective = AutoencoderObjective(
+            config.model,
+            lam=config.lam,
+            reconstruction=config.reconstruction,
+            latent_dim=int(s.model.latent_dim),
+            sketch_frequencies=config.sketch_frequencies,
+            sketch_bandwidth=config.sketch_bandwidth,
+        )
+        s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
+        s.total_steps = config.steps or config.epochs * s.steps_per_epoch
+        s.begin(run, s._config_record(custom=model is not None), state)
+        return s
+
+    def _memory(self, dim: int) -> MovingWindow | MovingSketch:
+        """The window of past codes, or for ``memory="sketch"`` their moving sketch."""
+        c = self.config
+        if c.memory == "sketch":
+            return MovingSketch(
+                c.n,
+                c.k,
+                dim,
+                m=c.sketch_frequencies,
+                bandwidth=c.sketch_bandwidth,
+                reset_each_epoch=c.reset_each_epoch,
+                device=self.device,
+            )
+        return MovingWindow(
+            c.n,
+            c.k,
+            dim,
+            init=c.window_init,
+            reset_each_epoch=c.reset_each_epoch,
+            refresh=c.refresh,
+            generator=self.rng,
+            device=self.device,
+        )
+
+    def _data_options(self) -> dict[str, Any]:
+        return {"data_dir": self.config.data_dir, "image_size": self.config.image_size}
+
+    def _build_model(self) -> Autoencoder:
+        cfg = self.config
+        arch = cfg.arch or DEFAULT_ARCH.get(cfg.dataset, "mlp")
+        # Initialise from the run's seed without touching the global random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            return build_autoencoder(
+                arch, sample_shape=tuple(self.train_set.sample_shape), latent_dim=cfg.latent_dim
+            )
+
+    def _config_record(self, *, custom: bool) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "resolved": {
+                "arch": None if custom else self.model.arch,
+                "latent_dim": int(self.model.latent_dim),
+                "sample_shape": list(self.train_set.sample_shape),
+                "is_image": bool(self.train_set.is_image),
+                "train_size": len(self.train_set),
+                "test_size": len(self.test_set),
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+            },
+            "distmatch_version": __version__,
+        }
+
+    # ---------------------------------------------------------------- RunEngine's hooks
+    def parameters(self) -> Iterable[torch.Tensor]:
+        return self.model.parameters()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "window": self.memory.state_dict(),
+            "generator": self.rng.get_state(),
+            "global_rng": torch.get_rng_state(),
+            "finished": self.step >= self.total_steps,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.memory.load_state_dict(state["window"])
+        self.rng.set_state(state["generator"])
+        torch.set_rng_state(state["global_rng"])
+
+    def diverged_hint(self) -> str:
+        c = self.config
+        return f" ({c.model}, {c.optimizer}, lr={c.lr})"
+
+    def checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps, and after ``checkpoint_minutes`` (agreed by the ranks)."""
+        by_steps = self.step - self.step_at_save >= self.config.checkpoint_every
+        by_time = self.agreed["save"] if self.world.size > 1 else self.minutes_passed()
+        return by_steps or by_time
+
+    # ----------------------------------------------------------------------- evaluation
+    def evaluation_due(self) -> bool:
+        every = self.config.eval_every
+        return self.epoch == 1 or self.epoch % every == 0 or self.step >= self.total_steps
+
+    def evaluate(self) -> dict[str, float]:
+        """Paper metrics on the test split, a metrics row, and fresh figures (rank 0 only)."""
+        if not self.world.is_main:
+            return {}
+        started = time.perf_counter()
+        gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
+        metrics = evaluate_autoencoder(
+            self.model,
+            self.test_set,
+            generator=gen,
+            points=self.config.eval_points,
+            device=self.device,
+        )
+        self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
+        log.info("step %d: %s", self.step, metrics)
+        save_autoencoder_figures(
+            self.model, self.test_set, self.run.figures, seed=self.config.seed, device=self.device
+        )
+        save_training_curves(self.run.read_metrics(), self.run.figures / "curves.png")
+        self.eval_seconds += time.perf_counter() - started
+        return metrics
+
+    def summary_fields(self) -> dict[str, Any]:
+        """The last evaluation (made now unless the last epoch just had one) and the position."""
+        evals = [r for r in self.run.read_metrics() if r.get("kind") == "eval"]
+        if not evals or evals[-1]["step"] != self.step:
+            self.evaluate()
+            evals = [r for r in self.run.read_metrics() if r.get("kind") == "eval"]
+        final = {k: v for k, v in evals[-1].items() if k not in ("kind", "step", "epoch")}
+        return {**final, "step": self.step, "epochs": self.step / self.steps_per_epoch}
