@@ -90,24 +90,29 @@ def test_samples_come_out_in_the_data_coordinates(spiral_sketch, tmp_path, capsy
 
 def test_sketch_info_and_merge_from_the_command_line(tmp_path, capsys):
     common = ["--dataset", "circle", "--points", "3000", "--n-frequencies", "500", "--no-progress"]
-    assert main(["sketch", *common, "--out", str(tmp_path / "a.npz")]) == 0
-    assert (
-        main(
-            [
-                "sketch",
-                "merge",
-                str(tmp_path / "a.npz"),
-                str(tmp_path / "a.npz"),
-                "--out",
-                str(tmp_path / "c.npz"),
-            ]
-        )
-        == 0
-    )
+    for shard in ("1/2", "2/2"):
+        out = str(tmp_path / f"part{shard[0]}.npz")
+        assert main(["sketch", *common, "--shard", shard, "--batch-size", "500", "--out", out]) == 0
+    parts = [str(tmp_path / "part1.npz"), str(tmp_path / "part2.npz")]
+    assert main(["sketch", "merge", *parts, "--out", str(tmp_path / "c.npz")]) == 0
     capsys.readouterr()
     assert main(["sketch", "info", str(tmp_path / "c.npz"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["points"] == 6000 and info["frequencies"] == 500 and info["dimension"] == 2
+    assert info["points"] == 3000 and info["frequencies"] == 500 and info["dimension"] == 2
+
+
+def test_a_merge_never_counts_the_same_points_twice(tmp_path, capsys):
+    common = ["--dataset", "circle", "--points", "3000", "--n-frequencies", "50", "--no-progress"]
+    a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    assert main(["sketch", *common, "--out", a]) == 0
+    assert main(["sketch", *common, "--shard", "1/2", "--batch-size", "500", "--out", b]) == 0
+    capsys.readouterr()
+    assert main(["sketch", "merge", a, a, "--out", str(tmp_path / "m.npz")]) == 2
+    assert "is given twice" in capsys.readouterr().err
+    assert main(["sketch", "merge", a, b, "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "must hold other data" in err and "rows 0..1499 of toy:circle" in err
+    assert not (tmp_path / "m.npz").exists()
 
 
 @pytest.mark.parametrize(

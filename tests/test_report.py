@@ -240,3 +240,13 @@ def test_report_of_a_real_training_run(tmp_path, capsys):
     assert "<th>rec_error</th>" in text and "<polyline" in text
     images = sum(tag == "img" for tag, _ in checker.seen)
     assert images == len(list((out / "figures").glob("*.png"))) >= 4
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [(0.0, 1.0, [0.0, 0.5, 1.0]), (0.88, 1.68, [1.0, 1.2, 1.4, 1.6]), (3, 3, [3])],
+)
+def test_chart_ticks_are_round_values_inside_the_range(lo, hi, expected):
+    from distmatch.report._html import ticks
+
+    assert ticks(lo, hi) == pytest.approx(expected)

@@ -42,6 +42,7 @@ from .distances.sliced import random_projections, sliced_unchecked
 from .sketch import SKETCH_FREQUENCIES, mean_features, prior_sketch, sketch_prior_distance
 
 __all__ = [
+    "DISTANCE_LABELS",
     "LATENT_DISTANCES",
     "RECONSTRUCTIONS",
     "AutoencoderObjective",
@@ -119,6 +120,14 @@ def skwae_term(
     return torch.log(sketch_prior_distance(codes, prior))
 
 
+# How each distance term enters the loss, for axes and tables.
+DISTANCE_LABELS = {
+    "cwae": "log CW distance",
+    "wae": "WAE MMD (IMQ)",
+    "swae": "sliced W2^2",
+    "skwae": "log sketch distance",
+}
+
 LATENT_DISTANCES: dict[str, Callable[..., torch.Tensor]] = {
     "cwae": cwae_term,
     "wae": wae_term,
@@ -190,6 +199,21 @@ class AutoencoderObjective:
                 m=check_positive_int(sketch_frequencies, "sketch_frequencies"),
                 bandwidth=bandwidth,
             )
+
+    def distance_memory(self, n: int, dim: int) -> int:
+        """Bytes (float32) that the distance term of ``n`` codes of dimension ``dim`` holds at
+        once, an upper estimate: the (n, n) matrices of the kernel sums (values, derivatives and
+        temporaries; WAE's seven scales are one broadcast), SWAE's (n, directions) projections, or
+        skwae's (n, m) phases."""
+        if self.model == "cwae":
+            floats = 6 * n * n
+        elif self.model == "wae":
+            floats = 3 * (len(WAE_SCALES) + 2) * n * n
+        elif self.model == "swae":
+            floats = 6 * n * self.n_projections
+        else:
+            floats = 4 * n * self.options["m"]
+        return 4 * (floats + 4 * n * dim)
 
     def __call__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["available_memory", "check_memory", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -47,3 +47,40 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                 f"{str(device)!r}."
             )
     return resolved
+
+
+def available_memory(device: str | torch.device = "cpu") -> int | None:
+    """Bytes that an allocation on ``device`` can use now: free GPU memory on CUDA, the kernel's
+    ``MemAvailable`` on the CPU (Linux); ``None`` where it cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.1f} GiB" if size >= 2**30 / 10 else f"{size / 2**20:,.1f} MiB"
+
+
+def check_memory(needed: float, what: str, device: str | torch.device = "cpu") -> None:
+    """Raises before an allocation that cannot succeed: ``needed`` bytes for ``what`` on
+    ``device`` against :func:`available_memory` (nothing is checked where that is unknown).
+
+    Raises:
+        ValueError: e.g. "n=100000000 needs about 149.0 GiB for the n x n distances; 21.3 GiB
+            are available on cpu."
+    """
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ValueError(
+            f"{what} needs about {_gib(needed)}; {_gib(free)} are available on "
+            f"{torch.device(device)}."
+        )

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from .. import distributed
-from ..generation import LOSS_FORMS, MMD_KERNELS, MMD_LAWS, GeneratorConfig, train_generator
+from ..data import TOYS
+from ..generation import (
+    LOSS_FORMS,
+    MMD_KERNELS,
+    MMD_LAWS,
+    GeneratorConfig,
+    resumed_config,
+    train_generator,
+)
 from ..runs import NonFiniteLossError, TrainingInterrupted
 from ._common import UsageError
 
@@ -54,7 +63,12 @@ def add_fit_sketch(subparsers: argparse._SubParsersAction) -> None:
         description="Minimises the squared distance between the sketch and the mean features of "
         "generated samples. The sketch file is the only thing read.",
     )
-    p.add_argument("sketch", type=Path, help="the sketch file (.npz) made by distmatch sketch")
+    p.add_argument(
+        "sketch",
+        type=Path,
+        nargs="?",
+        help="the sketch file (.npz) made by distmatch sketch (with --resume: the run's own)",
+    )
     _add_fit_flags(p)
 
 
@@ -66,7 +80,9 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
         "the kernel of the sketch's frequency law (matched) or a multi-scale Gaussian.",
     )
     p.add_argument(
-        "--dataset", required=True, help="a toy (spiral, gmm, circle) or a .npy file (N, D)"
+        "--dataset",
+        default=None,
+        help=f"a toy ({', '.join(TOYS)}) or a .npy file (N, D); with --resume: the run's own",
     )
     p.add_argument(
         "--kernel",
@@ -89,8 +105,13 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     _add_fit_flags(p)
 
 
-def _fit(args: argparse.Namespace, fields: dict) -> int:
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
+
+def _fit(args: argparse.Namespace, source: str, value: str | None) -> int:
+    """Trains (or resumes) a generator; ``source`` is the config field of the data (``sketch`` or
+    ``dataset``) and ``value`` the path or name given for it (``None``: not given)."""
     given = {
         field: getattr(args, field) for field, _ in _FIT_FLAGS.values() if hasattr(args, field)
     }
@@ -99,7 +120,18 @@ def _fit(args: argparse.Namespace, fields: dict) -> int:
             given[name] = getattr(args, name)
     if given.get("latent_codes") == 0:
         given["latent_codes"] = None
-    config = GeneratorConfig(**fields, **given)
+    if args.resume:
+        saved = resumed_config(args.out)
+        if value is not None and not _same_file(value, getattr(saved, source)):
+            given[source] = value  # a different source: refused by the resume check
+        config = dataclasses.replace(saved, **given)
+    else:
+        if value is None:
+            raise UsageError(
+                f"{args.command} needs {'a sketch file' if source == 'sketch' else '--dataset'}."
+            )
+        objective = "sketch" if source == "sketch" else "mmd"
+        config = GeneratorConfig(objective=objective, **{source: value}, **given)
     with distributed.process_group(config.device):  # under torchrun: rank 0 alone prints
         main = distributed.is_main()
         try:
@@ -108,11 +140,15 @@ def _fit(args: argparse.Namespace, fields: dict) -> int:
             )
         except TrainingInterrupted as err:
             if main:
-                print(f"distmatch: {err}; resume with --resume --out {args.out}")
+                print(
+                    f"distmatch {args.command}: {err}; resume with: distmatch {args.command} "
+                    f"--resume --out {args.out}",
+                    file=sys.stderr,
+                )
             return 130
         except NonFiniteLossError as err:
             if main:
-                print(f"distmatch: error: {err}", file=sys.stderr)
+                print(f"distmatch {args.command}: error: {err}", file=sys.stderr)
             return 1
     if not main:
         return 0
@@ -122,13 +158,17 @@ def _fit(args: argparse.Namespace, fields: dict) -> int:
 
 
 def run_fit_sketch(args: argparse.Namespace) -> int:
-    if not args.sketch.is_file():
+    if args.sketch is not None and not args.sketch.is_file():
         raise UsageError(f"sketch file '{args.sketch}' does not exist.")
-    return _fit(args, {"objective": "sketch", "sketch": str(args.sketch)})
+    sketch = str(args.sketch.resolve()) if args.sketch is not None else None
+    return _fit(args, "sketch", sketch)
 
 
 def run_fit_mmd(args: argparse.Namespace) -> int:
-    return _fit(args, {"objective": "mmd", "dataset": args.dataset})
+    dataset = args.dataset
+    if dataset is not None and dataset.endswith(".npy"):
+        dataset = str(Path(dataset).expanduser().resolve())
+    return _fit(args, "dataset", dataset)
 
 
 COMMANDS = {

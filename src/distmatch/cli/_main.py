@@ -70,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, run = COMMANDS[args.command]
     try:
         return run(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (``distmatch train | head -1``): the work is done, and
+        # nothing is left to say; stdout goes to /dev/null so that the exit does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, TypeError, OSError) as err:
         if args.verbose:
             raise

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from ..data import TOYS
 from ..objectives import LATENT_DISTANCES
-from ..report import write_report
+from ..report import ReportWarning, write_report
 from ..reproduce import MOW_PROTOCOLS, reproduce_clgn, reproduce_mow
 from ._common import UsageError
 
@@ -152,11 +154,15 @@ def add_report(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-
     if args.out is not None and len(args.runs) > 1:
         raise UsageError(f"--out needs exactly one run; got {len(args.runs)}.")
     for run in args.runs:
-        print(f"written {write_report(run, args.out)}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ReportWarning)
+            path = write_report(run, args.out)
+        for warning in caught:
+            print(f"distmatch report: warning: {warning.message}", file=sys.stderr)
+        print(f"written {path}")
     return 0
 
 

@@ -75,9 +75,10 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sketch(args: argparse.Namespace) -> int:
-
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
+    if args.out.exists():
+        raise UsageError(f"--out '{args.out}' exists already; choose another file or remove it.")
     fixed_scale = _fixed_scale(args.scale)
     data = _sketch_data(args)
     shard = _shard_rows(args.shard, len(data), args.batch_size) if args.shard else slice(None)
@@ -108,6 +109,11 @@ def run_sketch(args: argparse.Namespace) -> int:
             return 0
     if args.dataset in TOYS:
         sketch.source = args.dataset
+        fingerprint = f"toy:{args.dataset}:points={args.points}:seed={args.seed}"
+    else:
+        fingerprint = sk.file_fingerprint(args.dataset, "npy")
+    rows = range(len(data))[shard]
+    sketch.record_piece(fingerprint, rows.start, rows.stop)
     sketch.save(args.out)
     rate = sketch.count / seconds if seconds > 0 else float("inf")
     what = f"shard {args.shard} (rows {shard.start}..{shard.stop - 1}): " if args.shard else ""
@@ -202,6 +208,17 @@ def run_sketch_merge(args: argparse.Namespace) -> int:
 
     if len(args.inputs) < 2:
         raise UsageError(f"sketch merge needs at least two sketch files; got {len(args.inputs)}.")
+    seen: dict = {}
+    for path in args.inputs:
+        if path.resolve() in seen:
+            raise UsageError(
+                f"'{path}' is given twice; a merge adds data, it never counts it twice."
+            )
+        seen[path.resolve()] = path
+    if args.out.exists():
+        raise UsageError(f"--out '{args.out}' exists already; choose another file or remove it.")
+    if args.out.suffix != ".npz":
+        raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
     merged = Sketch.load(args.inputs[0])
     for path in args.inputs[1:]:
         part = Sketch.load(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -177,7 +178,10 @@ def run_train(args: argparse.Namespace) -> int:
             summary = train(config, out, resume=args.resume, progress=not args.no_progress)
         except TrainingInterrupted as err:
             if main:
-                print(f"distmatch train: {err}; resume with: distmatch train --resume --out {out}")
+                print(
+                    f"distmatch train: {err}; resume with: distmatch train --resume --out {out}",
+                    file=sys.stderr,
+                )
             return 130
         except (NonFiniteLossError, CompileUnavailable) as err:
             if main:
@@ -236,16 +240,17 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-
+    if args.points < 2:
+        raise UsageError(f"--points must be at least 2 (codes per distance); got {args.points}.")
+    for flag in ("fid_samples", "parzen_samples"):
+        if getattr(args, flag) < 2:
+            name = "--" + flag.replace("_", "-")
+            raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
     device = resolve_device(args.device)
     record, model = load_autoencoder(args.run, device=device)
     config = record["config"]
     data_dir = args.data_dir if args.data_dir is not None else config["data_dir"]
     test = load_split(config["dataset"], "test", data_dir=data_dir, image_size=config["image_size"])
-    for flag in ("fid_samples", "parzen_samples"):
-        if getattr(args, flag) < 2:
-            name = "--" + flag.replace("_", "-")
-            raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
     inception = None
     if args.fid:  # fail on missing weights before any long computation
         if not test.is_image:
@@ -299,38 +304,84 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
 
-def run_sample(args: argparse.Namespace) -> int:
+MAX_GRID = 1024  # images in one PNG grid
+MAX_HISTOGRAM = 10_000_000  # points in one 2-D histogram PNG
+SAMPLE_CHUNK = 65_536  # codes drawn and decoded at a time
 
+
+def _sampler(run: RunDir, device: torch.device, suffix: str):
+    """``(decode, latent_dim, sample_shape, is_image)`` of the run's trained network."""
+    if run.read_json(run.config).get("kind") == "generator":
+        _, generator, unscale = load_generator(run.root, device=device)
+        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, None, False
+    record, model = load_autoencoder(run.root, device=device)
+    if suffix == ".png" and not record["resolved"]["is_image"]:
+        raise UsageError(
+            "--out .png needs a run on image data; this run's samples are vectors: use .npy."
+        )
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
+
+    return decode, model.latent_dim, model.sample_shape, bool(record["resolved"]["is_image"])
+
+
+def run_sample(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise UsageError(f"--num must be >= 1; got {args.num}.")
     suffix = args.out.suffix.lower()
     if suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
     device = resolve_device(args.device)
-    run = RunDir(args.run)
+    decode, latent_dim, shape, is_image = _sampler(RunDir(args.run), device, suffix)
+    limit = MAX_GRID if is_image else MAX_HISTOGRAM
+    if suffix == ".png" and args.num > limit:
+        what = "images in one grid" if is_image else "points in one histogram"
+        raise UsageError(f"--num must be at most {limit:,} {what}; got {args.num:,}: use .npy.")
     gen = torch.Generator().manual_seed(args.seed)
-    if run.read_json(run.config).get("kind") == "generator":
-        _, generator, unscale = load_generator(args.run, device=device)
-        z = torch.randn(args.num, generator.latent_dim, generator=gen)
-        with torch.no_grad():
-            samples = unscale(torch.cat([generator(part.to(device)) for part in z.split(65536)]))
-        if suffix == ".png":
-            save_histograms(None, samples.numpy(), args.out)
-    else:
-        record, model = load_autoencoder(args.run, device=device)
-        if suffix == ".png" and not record["resolved"]["is_image"]:
-            raise UsageError(
-                "--out .png needs a run on image data; this run's samples are vectors: use .npy."
-            )
-        z = torch.randn(args.num, model.latent_dim, generator=gen)
-        samples = decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
-        if suffix == ".png":
-            save_image_grid(samples, args.out, ncol=min(16, int(np.ceil(np.sqrt(args.num)))))
-    if suffix == ".npy":
-        with atomic_path(args.out) as tmp:
-            np.save(tmp, samples.numpy())
-    print(f"{args.num} samples written to {args.out}")
+    chunks = (
+        decode(torch.randn(min(SAMPLE_CHUNK, args.num - start), latent_dim, generator=gen))
+        for start in range(0, args.num, SAMPLE_CHUNK)
+    )
+    with torch.no_grad():
+        if suffix == ".npy":
+            _save_chunks(chunks, args.num, args.out)
+        else:
+            samples = torch.cat(list(chunks)).cpu()
+            if is_image:
+                save_image_grid(
+                    samples,
+                    args.out,
+                    ncol=min(16, int(np.ceil(np.sqrt(args.num)))),
+                    title=f"{args.num} samples: decoded N(0, I) draws",
+                )
+            else:
+                save_histograms(None, samples.numpy(), args.out)
+    print(f"{args.num} samples written to {args.out}" + (f" ({shape})" if shape else ""))
     return 0
+
+
+def _save_chunks(chunks, num: int, out: Path) -> None:
+    """Writes the samples to a ``.npy`` file chunk by chunk (never all in memory), atomically."""
+    first = next(chunks).cpu().numpy()
+    shape = (num, *first.shape[1:])
+    needed = int(np.prod(shape)) * first.itemsize
+    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    if needed > free:
+        raise UsageError(
+            f"--num {num:,} samples need {needed / 2**30:,.1f} GiB on disk; "
+            f"{free / 2**30:,.1f} GiB are free in '{out.parent}'."
+        )
+    with atomic_path(out) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=shape)
+        array[: len(first)] = first
+        start = len(first)
+        for chunk in chunks:
+            part = chunk.cpu().numpy()
+            array[start : start + len(part)] = part
+            start += len(part)
+        array.flush()
+        del array
 
 
 COMMANDS = {

@@ -25,13 +25,14 @@ Example:
 
 from ._images import DataError
 from ._loaders import DATASETS, IMAGE_SIZES, dataset_names, load_split
-from ._sets import ImageFileSet, SampleSet, TensorSet, describe
+from ._sets import TEST_EVERY, ImageFileSet, SampleSet, TensorSet, describe
 from ._toys import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
 from ._vectors import load_vectors
 
 __all__ = [
     "DATASETS",
     "IMAGE_SIZES",
+    "TEST_EVERY",
     "TOYS",
     "DataError",
     "ImageFileSet",

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -143,8 +143,14 @@ def decode(data: bytes, where: str) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{where} must be a readable JPEG or PNG image; got {len(data)} bytes that are no "
+            "image format Pillow knows."
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
-        raise DataError(f"{where} must be a readable JPEG or PNG image; got {err}.") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{where} must be a readable JPEG or PNG image; got {reason}.") from None
 
 
 def crop_resize(image: Image.Image, crop: float, size: int) -> np.ndarray:

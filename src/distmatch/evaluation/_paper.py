@@ -97,7 +97,18 @@ def evaluate_autoencoder(
 
     Returns:
         dict of floats.
+
+    Raises:
+        ValueError: ``points < 2``, or a split of fewer than 2 samples (the MMD needs two).
     """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an int >= 2 (codes per distance); got {points!r}.")
+    if len(data) < 2:
+        raise ValueError(
+            f"the {getattr(data, 'split', 'evaluation')} split of {getattr(data, 'name', 'the data')}"
+            f" must hold at least 2 samples to measure distances; got {len(data)} (without its own "
+            "test split a data set gives its last tenth: it needs at least 20 samples)."
+        )
     was_training = model.training
     model.eval()
     try:

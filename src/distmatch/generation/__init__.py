@@ -15,6 +15,7 @@ from ._config import (
     OBJECTIVES,
     RESUMABLE_FIELDS,
     GeneratorConfig,
+    resumed_config,
 )
 from ._latent import fit_latent_sketch
 from ._loop import train_generator
@@ -29,5 +30,6 @@ __all__ = [
     "GeneratorConfig",
     "fit_latent_sketch",
     "load_generator",
+    "resumed_config",
     "train_generator",
 ]

@@ -6,7 +6,10 @@ Part of :mod:`distmatch.generation`.
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import Any
 
+from .. import runs
 from .._core import check_choice, check_positive, check_positive_int
 from ..sketch import CLGN_BANDWIDTH
 
@@ -19,6 +22,7 @@ __all__ = [
     "OBJECTIVES",
     "RESUMABLE_FIELDS",
     "GeneratorConfig",
+    "resumed_config",
 ]
 
 OBJECTIVES = ("sketch", "mmd")
@@ -88,3 +92,9 @@ class GeneratorConfig:
 RESUMABLE_FIELDS = frozenset({"epochs", "eval_points", "log_every", "device", "eval_data"})
 
 DEFAULTS = dataclasses.asdict(GeneratorConfig())
+
+
+def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> GeneratorConfig:
+    """The configuration saved in the generator run folder ``out``, with ``overrides`` applied
+    (:func:`distmatch.runs.resumed_config`)."""
+    return runs.resumed_config(out, GeneratorConfig, kind="generator", **overrides)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .. import __version__, distances, distributed
+from .._core import check_memory
 from ..data import load_vectors
 from ..evaluation import evaluate_generator
 from ..models import build_generator
@@ -74,8 +75,14 @@ class GeneratorRun(RunEngine):
             heldout, toy = load_vectors(
                 source, n=max(config.eval_points, 10_000), seed=config.seed + 1
             )
+            if heldout.shape[1] != dim:
+                raise ValueError(
+                    f"eval_data must have the dimension of the {config.objective}'s data "
+                    f"(D={dim}); got '{source}' of dimension {heldout.shape[1]}."
+                )
             s.toy = s.toy or toy
             s.heldout = ((heldout - s.center) / s.scale).float()
+        s._check_memory(dim)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             s.generator = build_generator(
@@ -88,6 +95,7 @@ class GeneratorRun(RunEngine):
         n_codes = config.latent_codes or 100_000
         s.codes = None
         if config.latent_codes:
+            check_memory(8 * n_codes * latent, f"latent_codes={n_codes} kept codes", s.device)
             code_gen = torch.Generator().manual_seed(config.seed + 2)
             s.codes = torch.randn(n_codes, latent, generator=code_gen).to(s.device)  # kept all run
         s.steps_per_epoch = math.ceil(n_codes / config.batch_size)
@@ -96,6 +104,17 @@ class GeneratorRun(RunEngine):
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
         s.begin(run, s._record(dim), state)
         return s
+
+    def _check_memory(self, dim: int) -> None:
+        """Refuses a batch whose loss memory cannot hold: the (B, B) kernel matrices of the exact
+        MMD, or the (B, m) phases, cosines and sines of the sketch distance (float32)."""
+        b = self.config.batch_size
+        if self.config.objective == "mmd":
+            floats = 3 * (len(MULTISCALE) + 2) * b * b
+        else:
+            floats = 4 * b * self.sketch.features.n_frequencies
+        what = f"batch_size={b} ({self.config.objective} loss)"
+        check_memory(4 * (floats + 4 * b * dim), what, self.device)
 
     def _record(self, dim: int) -> dict[str, Any]:
         return {
@@ -143,6 +162,8 @@ class GeneratorRun(RunEngine):
         ``x`` (B_r, D) is this rank's part; the loss is that of the global batch on every rank:
         the sketch distance of the all-reduced mean features, or the MMD of the gathered samples.
         """
+        if not bool(torch.isfinite(x.detach()).all()):
+            raise self.diverged()  # a diverged generator, not bad input
         if self.config.objective == "sketch":
             return self._form(sketch_distance(self.sketch, x, across_ranks=True))
         _, sizes = distributed.split_batch(self._global_batch(order, batch))
@@ -158,6 +179,13 @@ class GeneratorRun(RunEngine):
                 "kernel": "folded_gaussian" if self.config.law == "folded_gaussian" else "gaussian"
             }
         return self._form(distances.mmd(x, y, bandwidth=self.config.bandwidth, **options))
+
+    def loss_label(self) -> str:
+        """What the loss is, for the curves' axis."""
+        what = "sketch distance" if self.config.objective == "sketch" else "MMD"
+        if self.config.loss_form == "squared":
+            return f"squared {what} (MMD^2 estimate)" if what != "MMD" else "MMD^2"
+        return f"{what} (MMD estimate)" if what != "MMD" else "MMD"
 
     def _form(self, squared: torch.Tensor) -> torch.Tensor:
         """The trained loss: the squared distance, or its root (clamped: unbiased MMD^2 may dip
@@ -227,7 +255,9 @@ class GeneratorRun(RunEngine):
             and not density.exists()
         ):
             save_sketch_density(self.sketch, density)  # depends on the sketch alone: drawn once
-        save_generator_curves(self.run.read_metrics(), folder / "curves.png")
+        save_generator_curves(
+            self.run.read_metrics(), folder / "curves.png", loss_label=self.loss_label()
+        )
 
     # ---------------------------------------------------------------- RunEngine's hooks
     def parameters(self) -> Iterable[torch.Tensor]:

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figure", "format_value", "line_chart", "page", "table"]
+from PIL import Image
+
+__all__ = ["ReportWarning", "figure", "format_value", "line_chart", "page", "table", "ticks"]
+
+
+class ReportWarning(UserWarning):
+    """A file of the run folder that the report leaves out (e.g. a figure that is no image)."""
+
 
 MAX_CHART_POINTS = 1000  # a longer series is thinned to this many vertices
 
@@ -23,6 +32,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 1.6em; margin-bottom: 0.2em; word-break: break-all; }
 h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #d6dae3; }
 .meta { color: #5a6275; margin: 0.2em 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { padding: 0.2em 0.8em; border-bottom: 1px solid #eceef3; text-align: left;
          vertical-align: top; }
@@ -35,7 +45,10 @@ td.value { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: br
 figure { margin: 0; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #eceef3; }
 figcaption { color: #5a6275; text-align: center; }
+svg { max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #5a6275; }
+.note { color: #5a6275; font-style: italic; }
+.warn { color: #a03d00; }
 """
 
 
@@ -91,7 +104,28 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: boo
             tds += "".join(f'<td class="value">{esc(c)}</td>' for c in rest)
         body.append(f"<tr>{tds}</tr>")
     css = ' class="num"' if numeric else ""
-    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rows_html = "".join(body)
+    # A wide table scrolls inside its box instead of being cut at the page's edge.
+    return (
+        f'<div class="scroll"><table{css}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows_html}</tbody></table></div>"
+    )
+
+
+def ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values (1, 2 or 5 times a power of ten apart) within ``[lo, hi]``."""
+    if not hi > lo:
+        return [lo]
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw * (1 - 1e-9))
+    first = math.ceil(lo / step) * step
+    values = []
+    value = first
+    while value <= hi + step * 1e-9:
+        values.append(0.0 if abs(value) < step * 1e-9 else value)
+        value = first + len(values) * step
+    return values
 
 
 def line_chart(
@@ -101,13 +135,14 @@ def line_chart(
     x_label: str,
     y_label: str,
     width: int = 640,
-    height: int = 220,
+    height: int = 240,
 ) -> str:
     """An inline SVG line chart of ``ys`` against ``xs``, or ``""`` when no point is finite.
 
     Non-finite points are dropped; a series longer than ``MAX_CHART_POINTS`` is thinned to
-    evenly spaced vertices (the last one kept). The axes carry their ranges; ``y_label`` names
-    the chart for screen readers and the x axis is titled ``x_label``.
+    evenly spaced vertices (the last one kept). Both axes carry round-valued ticks with grid lines
+    and their titles (``y_label`` vertical, ``x_label`` below); the SVG scales down to narrow
+    screens.
     """
     points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
     if not points:
@@ -121,7 +156,7 @@ def line_chart(
     if y1 == y0:
         pad = abs(y0) * 0.05 or 1.0
         y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 70, 14, 10, 40
+    left, right, top, bottom = 78, 16, 10, 44
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def px(x: float) -> float:
@@ -133,31 +168,61 @@ def line_chart(
     coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
     last_x, last_y = px(points[-1][0]), py(points[-1][1])
     base = top + plot_h
+    grid = []
+    for y in ticks(y0, y1):
+        grid.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
+            'stroke="#e4e7ee"/>'
+            f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{esc(format_value(y))}</text>'
+        )
+    for x in ticks(x0, x1):
+        grid.append(
+            f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{base}" y2="{base + 4}" stroke="#9aa2b1"/>'
+            f'<text x="{px(x):.1f}" y="{base + 16}" text-anchor="middle">{esc(format_value(x))}</text>'
+        )
+    middle = top + plot_h / 2
     return (
         f'<svg width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(y_label)} against {esc(x_label)}">'
         f"<title>{esc(y_label)} against {esc(x_label)}</title>"
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafbfc" '
         'stroke="#d6dae3"/>'
-        f'<polyline fill="none" stroke="#2f6fd6" stroke-width="1.5" points="{coords}"/>'
+        + "".join(grid)
+        + f'<polyline fill="none" stroke="#2f6fd6" stroke-width="1.5" points="{coords}"/>'
         f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#2f6fd6"/>'
-        f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{esc(format_value(y1))}</text>'
-        f'<text x="{left - 6}" y="{base}" text-anchor="end">{esc(format_value(y0))}</text>'
-        f'<text x="{left}" y="{base + 16}">{esc(format_value(x0))}</text>'
-        f'<text x="{left + plot_w}" y="{base + 16}" text-anchor="end">{esc(format_value(x1))}</text>'
-        f'<text x="{left + plot_w / 2}" y="{base + 32}" text-anchor="middle">{esc(x_label)}</text>'
+        f'<text x="{left + plot_w / 2}" y="{base + 34}" text-anchor="middle">{esc(x_label)}</text>'
+        f'<text x="14" y="{middle:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {middle:.1f})">{esc(y_label)}</text>'
         "</svg>"
     )
 
 
 def figure(path: Path) -> str:
-    """A PNG file embedded as a base64 data URI, captioned from its file name."""
+    """A PNG file embedded as a base64 data URI, captioned from its file name; a file that is not
+    a readable PNG gives a warning in its place (and in the log) instead of a broken image."""
     caption = path.stem.replace("_", " ").capitalize()
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    raw = path.read_bytes()
+    problem = _png_problem(raw)
+    if problem:
+        warnings.warn(f"{path} is left out of the report: {problem}.", ReportWarning, stacklevel=2)
+        return f'<p class="warn">{esc(path.name)} is left out: {esc(problem)}.</p>'
+    data = base64.b64encode(raw).decode("ascii")
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
         f"<figcaption>{esc(caption)}</figcaption></figure>"
     )
+
+
+def _png_problem(raw: bytes) -> str:
+    """Why ``raw`` is not a readable PNG image, or ``""``."""
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return f"it is not a PNG file ({len(raw)} bytes without the PNG signature)"
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            image.verify()
+    except Exception as err:  # Pillow raises many types for damaged files
+        return f"it is a damaged PNG file ({type(err).__name__})"
+    return ""
 
 
 def page(title: str, body: Iterable[str]) -> str:

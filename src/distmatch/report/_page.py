@@ -183,8 +183,11 @@ def _final_section(summary: dict[str, Any] | None, evaluation: dict[str, Any] | 
 def _history_section(rows: list[dict[str, Any]]) -> str:
     evals = [r for r in rows if r.get("kind") == "eval"]
     names = list(dict.fromkeys(k for r in evals for k in r if k not in POSITION_KEYS))
-    if not names:
+    if not evals:
         return ""
+    if not names:  # evaluated, but with nothing held out to compare with
+        why = "the run had no held-out data to evaluate on (give --eval-data)"
+        return f'<h2>Evaluation history</h2>\n<p class="note">No held-out metrics: {esc(why)}.</p>'
     cells = [
         [format_value(r.get(k)) if k in r else "" for k in ("step", "epoch", *names)] for r in evals
     ]

@@ -12,8 +12,8 @@ keeps the float64 sum and the count, so sketches of shards merge exactly; it is 
 Behind this face: the frequency laws (``_laws``), the one feature map (``_features``), bandwidth
 estimation (``_bandwidth``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
 its distance (``_sketch``), the one pass over data in one process or across ranks (``_pass``),
-differential privacy (``_privacy``), the file (``_io``) and the prior sketch of ``skwae``
-(``_prior``).
+differential privacy (``_privacy``), what a sketch holds (``_pieces``), the file (``_io``) and
+the prior sketch of ``skwae`` (``_prior``).
 
 Typical use (CL-GN recipe: data in the unit ball, m = 10,000, folded Gaussian, bandwidth^2 = 1e-3)::
 
@@ -32,6 +32,7 @@ from ._gaussian import gaussian_mixture_sketch, gaussian_sketch
 from ._io import FORMAT_VERSION, SketchError
 from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
 from ._pass import sketch_dataset, unit_ball_scaling
+from ._pieces import Piece, file_fingerprint
 from ._prior import (
     PRIOR_SCALES,
     SKETCH_FREQUENCIES,
@@ -53,11 +54,13 @@ __all__ = [
     "QUANTIZED_GAIN",
     "SKETCH_FREQUENCIES",
     "FourierFeatures",
+    "Piece",
     "Privacy",
     "Sketch",
     "SketchError",
     "default_bandwidth",
     "estimate_bandwidth",
+    "file_fingerprint",
     "gaussian_mixture_sketch",
     "gaussian_sketch",
     "mean_features",

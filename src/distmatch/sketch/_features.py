@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._core import check_choice, check_positive, check_positive_int, check_samples
+from .._core import check_choice, check_memory, check_positive, check_positive_int, check_samples
 from ._chunks import check_dim
 from ._laws import LAWS, as_float64, draw_frequencies, inverse_sqrt_cov
 
@@ -145,6 +145,8 @@ class FourierFeatures(nn.Module):
         super().__init__()
         check_positive_int(dim, "dim")
         check_positive_int(n_frequencies, "n_frequencies")
+        # float64 draws of the radii, directions and frequencies, then the kept copy
+        check_memory(8 * (3 * dim + 4) * n_frequencies, f"n_frequencies={n_frequencies}")
         check_choice(law, "law", LAWS)
         check_positive(bandwidth, "bandwidth")
         _check_flags(dither, quantized)

@@ -19,6 +19,7 @@ import torch
 from .._core import atomic_path
 from ._features import FourierFeatures
 from ._laws import as_float64
+from ._pieces import Piece
 from ._privacy import Privacy
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
         "sum": sketch.sum.numpy(),
         "count": np.int64(sketch.count),
         "source": np.str_(sketch.source or ""),
+        "piece_data": np.array([p.data for p in sketch.pieces], dtype=np.str_),
+        "piece_rows": np.array([(p.start, p.stop) for p in sketch.pieces], dtype=np.int64).reshape(
+            -1, 2
+        ),
     }
     if sketch.privacy is not None:
         arrays.update({f"dp_{k}": np.asarray(v) for k, v in vars(sketch.privacy).items()})
@@ -76,10 +81,22 @@ def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sketch file must exist; got no file at '{path}'.")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if magic == b"\x93NUM":
+        raise SketchError(f"sketch file must be an .npz archive; got a .npy array in '{path}'.")
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # the zip signatures of an .npz
+        raise SketchError(
+            f"sketch file must be an .npz archive (a zip of arrays); got '{path}', which is not "
+            f"one ({path.stat().st_size} bytes)."
+        )
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise SketchError(f"sketch file must be an .npz archive; got '{path}' ({err}).") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SketchError(
+            f"sketch file must be an .npz archive; got '{path}' ({reason})."
+        ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise SketchError(f"sketch file must be an .npz archive; got a .npy array in '{path}'.")
     with npz:
@@ -130,7 +147,18 @@ def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
     if "dp_epsilon" in a:
         fields = ("epsilon", "delta", "mechanism", "neighbours", "noise_scale", "count_noise_scale")
         privacy = Privacy(*[a[f"dp_{k}"].item() for k in fields])
+    pieces = ()
+    if "piece_data" in a and "piece_rows" in a:  # optional: absent in older files
+        rows = np.asarray(a["piece_rows"], dtype=np.int64).reshape(-1, 2)
+        names = [str(d) for d in np.asarray(a["piece_data"]).reshape(-1)]
+        if len(names) != len(rows):
+            raise ValueError(f"piece_data and piece_rows must have one entry per piece; got "
+                             f"{len(names)} and {len(rows)}.")  # fmt: skip
+        pieces = tuple(
+            Piece(d, int(start), int(stop)) for d, (start, stop) in zip(names, rows, strict=True)
+        )
     return {
+        "pieces": pieces,
         "features": features,
         "center": a["center"] if a["center"].size else None,
         "scale": float(a["scale"]),

@@ -17,6 +17,7 @@ from ._chunks import as_chunk, check_dim
 from ._features import QUANTIZED_GAIN, FeatureSummer, FourierFeatures, cos_sin, phases
 from ._io import read_sketch, write_sketch
 from ._laws import check_vector
+from ._pieces import Piece, check_disjoint
 from ._privacy import Privacy
 
 __all__ = ["Sketch", "sketch_distance"]
@@ -61,6 +62,7 @@ class Sketch:
         self._cache: dict[tuple, tuple] = {}
         # Where the data came from, e.g. a toy's name: readers may draw fresh held-out points.
         self.source: str | None = None
+        self._pieces: tuple[Piece, ...] = ()
 
     features = property(lambda self: self._features, doc="The feature map (FourierFeatures).")
     center = property(lambda self: self._center, doc="(D,) float64 offset, or None.")
@@ -68,6 +70,19 @@ class Sketch:
     sum = property(lambda self: self._sum, doc="(2m,) float64 sum of the features (on CPU).")
     count = property(lambda self: self._count, doc="Number of samples summed (noisy if private).")
     privacy = property(lambda self: self._privacy, doc="Privacy record, or None if not private.")
+    pieces = property(
+        lambda self: self._pieces,
+        doc="What was sketched: :class:`Piece` (data fingerprint, rows), empty where unknown.",
+    )
+
+    def record_piece(self, data: str, start: int, stop: int) -> Sketch:
+        """Records that this sketch holds rows ``[start, stop)`` of the data set fingerprinted
+        ``data`` (e.g. by :func:`file_fingerprint`), so that :meth:`merge` refuses to add the
+        same rows twice; returns ``self``."""
+        if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop):
+            raise ValueError(f"rows must be 0 <= start <= stop; got start={start}, stop={stop}.")
+        self._pieces = (*self._pieces, Piece(str(data), start, stop))
+        return self
 
     @property
     def mean(self) -> torch.Tensor:
@@ -104,7 +119,8 @@ class Sketch:
         Exact up to float64 round-off and independent of the order of merges (commutative exactly,
         associative to round-off). Both sketches must share frequencies, dither, quantization and
         scaling, and the same privacy record (parallel composition: disjoint private shards keep
-        their common guarantee).
+        their common guarantee). Where both record their :attr:`pieces`, they must not share rows
+        of one data set: a merge adds data, it never counts the same points twice.
         """
         if not isinstance(other, Sketch):
             raise TypeError(f"other must be a Sketch; got {type(other).__name__}.")
@@ -123,8 +139,10 @@ class Sketch:
                 "other must have the same privacy record as this sketch; got "
                 f"{other._privacy} vs {self._privacy}."
             )
+        check_disjoint(self._pieces, other._pieces)
         self._sum += other._sum
         self._count += other._count
+        self._pieces = (*self._pieces, *other._pieces)
         if self.source != other.source:
             self.source = None  # a mixture of sources is no longer one data set
         return self
@@ -133,7 +151,7 @@ class Sketch:
         """An independent copy (the feature map is shared: it is never modified)."""
         return Sketch.from_parts(
             self._features, center=self._center, scale=self._scale, total=self._sum.clone(),
-            count=self._count, source=self.source, privacy=self._privacy,
+            count=self._count, source=self.source, privacy=self._privacy, pieces=self._pieces,
         )  # fmt: skip
 
     @classmethod
@@ -147,6 +165,7 @@ class Sketch:
         count: int,
         source: str | None = None,
         privacy: Privacy | None = None,
+        pieces: tuple[Piece, ...] = (),
     ) -> Sketch:
         """The sketch with a given float64 feature ``total`` (2m,) (the ``sum`` property) and
         ``count``, e.g. as read from a file or reduced over ranks.
@@ -164,6 +183,7 @@ class Sketch:
             raise ValueError(f"count must be an int >= 0; got {count!r}.")
         sketch._sum, sketch._count = total.clone(), count
         sketch.source, sketch._privacy = source, privacy
+        sketch._pieces = tuple(Piece(*piece) for piece in pieces)
         return sketch
 
     def with_noise(self, noise: torch.Tensor, count: int, privacy: Privacy) -> Sketch:

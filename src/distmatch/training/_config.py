@@ -6,9 +6,9 @@ import dataclasses
 import os
 from typing import Any
 
+from .. import runs
 from .._core import check_choice, check_positive, check_positive_int
 from ..objectives import LATENT_DISTANCES, RECONSTRUCTIONS
-from ..runs import RunDir
 from ..window import INITS, REFRESHES, check_window_sizes
 
 __all__ = [
@@ -123,15 +123,6 @@ DEFAULTS = dataclasses.asdict(TrainConfig())
 
 
 def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
-    """The configuration saved in the run folder ``out``, with ``overrides`` applied.
-
-    Raises:
-        RunError: ``out`` is not a run folder.
-        TypeError: an override that is not a field of :class:`TrainConfig`.
-    """
-    run = RunDir(out)
-    saved = run.read_json(run.config)["config"]
-    unknown = sorted(set(overrides) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"overrides must be fields of TrainConfig; got {', '.join(unknown)}.")
-    return dataclasses.replace(TrainConfig(**saved), **overrides)
+    """The configuration saved in the training run folder ``out``, with ``overrides`` applied
+    (:func:`distmatch.runs.resumed_config`)."""
+    return runs.resumed_config(out, TrainConfig, kind=None, **overrides)

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from .. import __version__, distributed
-from ..data import SampleSet, describe, load_split
+from .._core import check_memory
+from ..data import TEST_EVERY, SampleSet, describe, load_split
 from ..evaluation import evaluate_autoencoder
 from ..models import Autoencoder, build_autoencoder, warn_if_batchnorm
-from ..objectives import AutoencoderObjective
+from ..objectives import DISTANCE_LABELS, AutoencoderObjective
 from ..report import save_autoencoder_figures, save_training_curves
 from ..runs import RunDir, RunEngine
 from ..window import MovingSketch, MovingWindow
@@ -65,8 +66,6 @@ class RunState(RunEngine):
         s.model = (model if model is not None else s._build_model()).to(s.device)
         if model is not None:
             warn_if_batchnorm(model, config.k // s.world.size)
-        s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
-        s.memory = s._memory(int(s.model.latent_dim))
         params = s.model.parameters()
         s.optimizer = (
             torch.optim.Adam(params, lr=config.lr)
@@ -81,6 +80,9 @@ class RunState(RunEngine):
             sketch_frequencies=config.sketch_frequencies,
             sketch_bandwidth=config.sketch_bandwidth,
         )
+        s._check_sizes()
+        s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
+        s.memory = s._memory(int(s.model.latent_dim))
         s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
         s.total_steps = config.steps or config.epochs * s.steps_per_epoch
         s.begin(run, s._config_record(custom=model is not None), state)
@@ -109,6 +111,25 @@ class RunState(RunEngine):
             generator=self.rng,
             device=self.device,
         )
+
+    def _check_sizes(self) -> None:
+        """Refuses what would silently train something else (batches smaller than ``k``) or fail
+        after minutes (a distance over ``n`` codes that memory cannot hold)."""
+        c, size = self.config, len(self.train_set)
+        if len(self.test_set) < 2:
+            raise ValueError(
+                f"the test split of {c.dataset} must hold at least 2 samples for the evaluation's "
+                f"distances; got {len(self.test_set)} (without its own test split a data set "
+                f"gives its last tenth: it needs at least {2 * TEST_EVERY} samples)."
+            )
+        if c.k > size:
+            raise ValueError(
+                f"k must be at most the size of the training split ({size} samples of "
+                f"{c.dataset}); got k={c.k}."
+            )
+        dim = int(self.model.latent_dim)
+        needed = self.objective.distance_memory(c.n, dim) + 4 * c.n * dim  # and the window
+        check_memory(needed, f"the {c.model} distance of n={c.n} codes", self.device)
 
     def _data_options(self) -> dict[str, Any]:
         return {"data_dir": self.config.data_dir, "image_size": self.config.image_size}
@@ -193,7 +214,11 @@ class RunState(RunEngine):
         save_autoencoder_figures(
             self.model, self.test_set, self.run.figures, seed=self.config.seed, device=self.device
         )
-        save_training_curves(self.run.read_metrics(), self.run.figures / "curves.png")
+        save_training_curves(
+            self.run.read_metrics(),
+            self.run.figures / "curves.png",
+            distance_label=DISTANCE_LABELS[self.config.model],
+        )
         self.eval_seconds += time.perf_counter() - started
         return metrics
 
