@@ -1,0 +1,170 @@
+"""distmatch on a GPU: every command end to end on ``cuda``, and CUDA agreeing with the CPU.
+
+Skipped without CUDA. Tolerances: float32 arithmetic on different hardware (cuBLAS and CPU BLAS
+sum in different orders), so relative 1e-4 for distances and sketches of O(100) terms, 1e-3 for
+parameters after a few optimizer steps. A resumed run on CUDA matches the uninterrupted one to
+1e-5 (not bit for bit: some CUDA kernels reduce in a nondeterministic order).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from distmatch import distances, sketch
+from distmatch.cli import main
+from distmatch.models import build_autoencoder
+from distmatch.objectives import AutoencoderObjective
+from distmatch.window import MovingWindow
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+QUICK = ["--steps", "40", "--log-every", "10", "--eval-points", "200", "--no-progress"]
+
+
+def both(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.to("cpu"), x.to("cuda")
+
+
+@pytest.mark.parametrize("name", ["mmd", "cramer_wold", "sliced_wasserstein"])
+def test_distances_agree_with_the_cpu(name):
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 8, generator=gen), torch.randn(200, 8, generator=gen) + 0.3
+    options = {}
+    if name == "sliced_wasserstein":
+        options["projections"] = distances.random_projections(8, 50, generator=gen)
+    cpu = distances.distance(name, x, y, **options)
+    cuda_options = {k: v.cuda() for k, v in options.items()}
+    gpu = distances.distance(name, x.cuda(), y.cuda(), **cuda_options)
+    assert float(gpu) == pytest.approx(float(cpu), rel=1e-4)
+    normality_cpu = distances.cramer_wold_normality(x)
+    normality_gpu = distances.cramer_wold_normality(x.cuda())
+    assert float(normality_gpu) == pytest.approx(float(normality_cpu), rel=1e-4)
+
+
+def test_sketches_and_the_sketch_distance_agree_with_the_cpu():
+    gen = torch.Generator().manual_seed(1)
+    data = torch.rand(5000, 6, generator=gen)
+    features = sketch.FourierFeatures(6, 500, bandwidth=0.5, generator=gen)
+    on_cpu = sketch.sketch_dataset(data, features, device="cpu", progress=False)
+    on_gpu = sketch.sketch_dataset(data, features, device="cuda", progress=False)
+    torch.testing.assert_close(on_gpu.mean, on_cpu.mean, rtol=0, atol=1e-5)
+    samples = torch.rand(300, 6, generator=gen, requires_grad=True)
+    loss_cpu = sketch.sketch_distance(on_cpu, samples)
+    (grad_cpu,) = torch.autograd.grad(loss_cpu, samples)
+    samples_gpu = samples.detach().cuda().requires_grad_()
+    loss_gpu = sketch.sketch_distance(on_cpu, samples_gpu)
+    (grad_gpu,) = torch.autograd.grad(loss_gpu, samples_gpu)
+    assert float(loss_gpu) == pytest.approx(float(loss_cpu), rel=1e-4)
+    torch.testing.assert_close(grad_gpu.cpu(), grad_cpu, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["cwae", "wae", "swae", "skwae"])
+def test_moving_window_steps_agree_with_the_cpu(model):
+    parameters = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        net = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=4).to(device)
+        window = MovingWindow(n=16, k=2, dim=4, init="zeros", device=device)
+        objective = AutoencoderObjective(model, latent_dim=4)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+        data = torch.rand(10, 2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+        for x in data.to(device):
+            rng = torch.Generator(device=device).manual_seed(3)
+            z = net.encode(x)
+            parts = objective(x, net.decode(z), window.join(z), rng)
+            optimizer.zero_grad()
+            parts["loss"].backward()
+            optimizer.step()
+            window.push(z)
+        parameters[device] = [p.detach().cpu() for p in net.parameters()]
+    if model in ("wae", "swae"):  # prior draws differ between CPU and CUDA generators
+        return
+    for cpu, gpu in zip(parameters["cpu"], parameters["cuda"], strict=True):
+        torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-5)
+
+
+def test_train_evaluate_sample_and_resume_on_cuda(tmp_path, capsys):
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    assert main(["train", *QUICK, "--device", "cuda", "--out", str(straight)]) == 0
+    args = ["train", "--log-every", "10", "--eval-points", "200", "--no-progress"]
+    assert main([*args, "--steps", "20", "--device", "cuda", "--out", str(run)]) == 0
+    assert main(["train", "--resume", "--steps", "40", "--out", str(run), "--no-progress"]) == 0
+    a = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(straight / "checkpoint.pt", weights_only=True)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5)
+    assert main(["evaluate", str(run), "--points", "200", "--device", "cuda"]) == 0
+    assert json.loads((run / "eval.json").read_text())["rec_error"] > 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run),
+                "--num",
+                "16",
+                "--device",
+                "cuda",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["sample", str(run), "--num", "5", "--device", "cuda", "--out", str(tmp_path / "s.npy")]
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "s.npy").shape == (5, 1, 8, 8)
+
+
+def test_sketch_fit_sketch_fit_mmd_and_sample_on_cuda(tmp_path, capsys):
+    path = tmp_path / "spiral.npz"
+    argv = ["sketch", "--dataset", "spiral", "--points", "5000", "--n-frequencies", "500"]
+    assert main([*argv, "--device", "cuda", "--out", str(path), "--no-progress"]) == 0
+    fit = ["--epochs", "1", "--latent-codes", "2000", "--batch-size", "500", "--no-progress"]
+    assert (
+        main(["fit-sketch", str(path), *fit, "--device", "cuda", "--out", str(tmp_path / "g")]) == 0
+    )
+    assert (
+        main(
+            [
+                "fit-mmd",
+                "--dataset",
+                "spiral",
+                *fit,
+                "--device",
+                "cuda",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "g.npy"
+    assert (
+        main(["sample", str(tmp_path / "g"), "--num", "100", "--device", "cuda", "--out", str(out)])
+        == 0
+    )
+    assert np.load(out).shape == (100, 2)
+
+
+def test_a_launch_of_more_processes_than_gpus_is_a_clear_choice():
+    from distmatch.distributed import rank_device
+
+    gpus = torch.cuda.device_count()
+    env = {"WORLD_SIZE": str(gpus + 1), "RANK": "0", "LOCAL_RANK": "0"}
+    env["LOCAL_WORLD_SIZE"] = str(gpus + 1)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with pytest.warns(UserWarning, match="every rank runs on the CPU"):
+            assert rank_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="processes per node must be at most"):
+            rank_device("cuda")
