@@ -801,3 +801,15 @@ def test_tensor_set_rejects_unsupported_data():
         match=r"data of x must be \(N, C, H, W\) uint8/float32 images or \(N, D\) float32 vectors; got torch.uint8 of shape \(3, 4\)",
     ):
         TensorSet(torch.zeros(3, 4, dtype=torch.uint8), name="x", split="train")
+
+
+def test_a_tensor_set_moves_to_a_device_and_serves_batches_from_there():
+    from distmatch.data import TensorSet
+
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    sample_set = TensorSet(images, name="tiny", split="train")
+    assert sample_set.nbytes == 160
+    before = sample_set.get_batch(torch.tensor([3, 1]))
+    assert sample_set.to("cpu") is sample_set
+    torch.testing.assert_close(sample_set.get_batch(torch.tensor([3, 1])), before)
+    assert before.dtype == torch.float32 and float(before.max()) <= 1.0

@@ -94,8 +94,20 @@ class TensorSet(SampleSet):
         return self._scaled(self.data[i].clone())
 
     def get_batch(self, indices: torch.Tensor) -> torch.Tensor:
-        """Returns the samples at ``indices`` (``(B,)`` int64) as float32 ``(B, *sample_shape)``."""
-        return self._scaled(self.data[indices])  # fancy indexing copies
+        """Returns the samples at ``indices`` (``(B,)`` int64) as float32 ``(B, *sample_shape)``,
+        on the device that holds the data."""
+        return self._scaled(self.data[indices.to(self.data.device)])  # fancy indexing copies
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the held samples."""
+        return self.data.numel() * self.data.element_size()
+
+    def to(self, device: torch.device | str) -> TensorSet:
+        """Moves the samples (and labels) to ``device``, e.g. a GPU: then a batch costs no copy
+        from host memory. Returns ``self``."""
+        self.data = self.data.to(device)
+        return self
 
 
 class ImageFileSet(SampleSet):
