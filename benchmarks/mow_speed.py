@@ -5,7 +5,8 @@ Modes:
 
 - ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
 - ``cwae``, ``wae``, ``swae``, ``skwae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
-  including the window's join and push; ``skwae_sketch``: skwae with the moving sketch.
+  including the prior draws (made before the forward, as training does), the window's join and
+  push and the unbiased window gradient; ``skwae_sketch``: skwae with the moving sketch.
 
 The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` times, in one
 process; each block's time is divided by the plain block beside it, and the median ratio is reported
@@ -31,7 +32,7 @@ from distmatch.training._loop import _compiled, _forward
 from distmatch.window import MovingSketch, MovingWindow
 
 
-def plain_forward(model, objective, window, x, generator, sizes):
+def plain_forward(model, objective, window, x, draws, sizes, unbiased):
     """The batch-of-one autoencoder step's differentiable part: reconstruction loss only."""
     z = model.encode(x)
     rec = model.decode(z)
@@ -73,7 +74,8 @@ def make_step(
         i = position[0] % (len(data) - k)
         position[0] += k
         x = data[i : i + k]
-        z, parts = forward(model, objective, window, x, generator, (k,))
+        draws = None if window is None else objective.draws(window.joined_shape(k), generator)
+        z, parts = forward(model, objective, window, x, draws, (k,), True)
         loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -330,7 +330,7 @@ def test_a_report_names_a_figure_that_is_no_image(prepared, tmp_path, capsys):
 
 
 def test_samples_stream_to_npy_in_chunks(prepared, tmp_path, capsys, monkeypatch):
-    from distmatch.cli import _train as sample_command
+    from distmatch.cli import _evaluate as sample_command
 
     monkeypatch.setattr(sample_command, "SAMPLE_CHUNK", 7)
     out = tmp_path / "s.npy"

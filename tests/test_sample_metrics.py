@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from distmatch.cli import _train as evaluate_command  # where evaluate loads the network
+from distmatch.cli import _evaluate as evaluate_command  # where evaluate loads the network
 from distmatch.cli import main
 from distmatch.data import load_split
 from distmatch.evaluation import (

@@ -143,3 +143,95 @@ def test_codes_of_the_wrong_shape():
         window.push(torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"codes must be a 2-D tensor \(B, 3\); got \(3,\)"):
         window.join(torch.zeros(3))
+
+
+# ------------------------------------------------------------ the unbiased window gradient
+
+
+def _subsets(n: int, k: int) -> list[list[int]]:
+    from itertools import combinations
+
+    return [list(c) for c in combinations(range(n), k)]
+
+
+def _distance_gradient(objective, encoder, joined, weight, seed, scale=1.0):
+    """The parameters' gradient of the weighted distance alone (rec = 0), with fixed draws."""
+    zero = torch.zeros((), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)  # the same prior draws / directions every time
+    parts = objective.from_mean_error(zero, joined, gen, gradient_weight=weight)
+    value, distance = float(parts["loss"].detach()), float(parts["distance"].detach())
+    assert value == pytest.approx(scale * distance, rel=1e-12)  # the value is unweighted
+    return torch.autograd.grad(parts["loss"], list(encoder.parameters()))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize(
+    ("model", "memory"),
+    [
+        ("cwae", "window"),
+        ("wae", "window"),
+        ("swae", "window"),
+        ("skwae", "window"),
+        ("skwae", "sketch"),
+    ],
+)
+def test_unbiased_window_gradient_is_the_classical_gradient_on_average(model, k, memory):
+    """Frozen parameters, n codes: the n/k-weighted MoW gradient averaged over every k-subset of
+    fresh positions (the rest in the window) equals the classical batch gradient of the n codes.
+
+    The moving sketch stands for the window exactly when it holds the mean features of the other
+    n - k codes: then the joined sketch is the mean features of all n.
+    """
+    from distmatch.objectives import AutoencoderObjective
+    from distmatch.sketch import mean_features
+    from distmatch.window import MovingSketch
+
+    n, dim, lam, seed = 6, 3, 0.7, 11
+    gen = torch.Generator().manual_seed(0)
+    encoder = torch.nn.Linear(5, dim).double()
+    x = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+    objective = AutoencoderObjective(
+        model, lam=lam, reconstruction="mean", latent_dim=dim, sketch_frequencies=40
+    )
+    classical = _distance_gradient(objective, encoder, encoder(x), 1.0, seed, scale=lam)
+
+    subsets = _subsets(n, k)
+    total = [torch.zeros_like(g) for g in classical]
+    paper_total = [torch.zeros_like(g) for g in classical]
+    for fresh in subsets:
+        others = [i for i in range(n) if i not in fresh]
+        with torch.no_grad():
+            kept = encoder(x[others])
+        if memory == "window":
+            window = MovingWindow(n=n, k=k, dim=dim, init="zeros", dtype=torch.float64)
+            for i in range(0, n - k, k):
+                window.push(kept[i : i + k])
+        else:
+            window = MovingSketch(n=n, k=k, dim=dim, m=40, dtype=torch.float64)
+            window.sketch.copy_(mean_features(kept, window.omega))
+        z = encoder(x[fresh])
+        weight = window.unbiased_weight(k)
+        assert weight == n / k
+        grads = _distance_gradient(objective, encoder, window.join(z), weight, seed, scale=lam)
+        paper = _distance_gradient(
+            objective, encoder, window.join(encoder(x[fresh])), 1.0, seed, lam
+        )
+        for t, p, g, g_paper in zip(total, paper_total, grads, paper, strict=True):
+            t += g / len(subsets)
+            p += g_paper / len(subsets)
+    for mean, paper_mean, want in zip(total, paper_total, classical, strict=True):
+        assert float(want.abs().max()) > 1e-4  # the distance does pull on every parameter
+        assert torch.allclose(mean, want, rtol=0, atol=1e-8 * float(want.abs().max()))
+        # The reference's window: k/n of the classical pull on average.
+        assert torch.allclose(paper_mean, want * k / n, rtol=0, atol=1e-8 * float(want.abs().max()))
+
+
+def test_unbiased_weight_counts_the_fresh_and_the_stored_codes():
+    window = MovingWindow(n=8, k=3, dim=2, init="fill")
+    assert window.unbiased_weight(3) == 1.0  # nothing stored yet: the fresh codes are all
+    window.push(torch.zeros(3, 2))
+    assert window.unbiased_weight(3) == 2.0
+    window.push(torch.zeros(3, 2))
+    assert window.unbiased_weight(3) == 8 / 3  # full: n / k
+    assert window.unbiased_weight(1) == 6.0  # a short last batch of one code: (1 + 5) / 1
+    assert MovingWindow(n=4, k=4, dim=2).unbiased_weight(4) == 1.0  # classical: unweighted

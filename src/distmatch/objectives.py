@@ -14,6 +14,13 @@ model      distance_term                                                        
 ``skwae``  ``log |mean_i Phi(codes_i) - sketch(N(0, I))|^2``, Gaussian features    none (exact sketch)
 =========  ======================================================================  ==============
 
+In the window only the ``k`` fresh codes carry the distance's gradient, each about ``1/n`` of it,
+so the term pulls with about ``k/n`` of its classical strength. Training weighs the term's gradient
+(not its value) by ``n/k`` (``gradient_weight``, config ``window_gradient="unbiased"``): with frozen
+parameters and the fresh codes a uniformly random subset of the ``n``, that is the classical
+gradient in expectation (:meth:`distmatch.window.MovingWindow.unbiased_weight`).
+``window_gradient="paper"`` keeps the reference's unweighted term.
+
 ``skwae`` (:mod:`distmatch.sketch`, ``prior_sketch``) compares the mean random Fourier features of the codes
 with the exact sketch of the prior, an estimate of MMD^2 with a Gaussian kernel at O(m n D) cost. With
 a moving sketch instead of a window, ``codes`` is the joined (2m,) sketch itself.
@@ -30,6 +37,7 @@ reference code gmum/MoW.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -46,6 +54,8 @@ __all__ = [
     "LATENT_DISTANCES",
     "RECONSTRUCTIONS",
     "AutoencoderObjective",
+    "Draws",
+    "draw",
     "global_objective",
     "reconstruction_errors",
 ]
@@ -53,49 +63,62 @@ __all__ = [
 RECONSTRUCTIONS = ("root", "mean")
 
 
-def _prior_like(codes: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Fresh N(0, I) draws of the codes' shape, dtype and device."""
-    device = generator.device if generator is not None else codes.device
-    draws = torch.randn(codes.shape, generator=generator, dtype=codes.dtype, device=device)
-    return draws.to(codes.device)
+class Draws(NamedTuple):
+    """The random draws of one step's distance term, made before the term (outside any compiled
+    graph) from the run's generator."""
+
+    prior: torch.Tensor | None = None  # (n, D) N(0, I) draws: wae, swae
+    theta: torch.Tensor | None = None  # (D, L) unit directions: swae
 
 
-def cwae_term(
-    codes: torch.Tensor, generator: torch.Generator | None, *, n_projections: int = 50
-) -> torch.Tensor:
+def draw(
+    model: str,
+    shape: tuple[int, int],
+    generator: torch.Generator | None,
+    *,
+    n_projections: int = 50,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Draws:
+    """The draws that ``model``'s term needs for ``shape = (n, D)`` joined codes: ``n`` fresh
+    N(0, I) draws (WAE, SWAE), then ``n_projections`` unit directions (SWAE), in that order from
+    ``generator`` (on its own device, then moved); none for CWAE and skwae."""
+    if model not in ("wae", "swae"):
+        return Draws()
+    source = generator.device if generator is not None else device
+    prior = torch.randn(shape, generator=generator, dtype=dtype, device=source).to(device)
+    if model == "wae":
+        return Draws(prior)
+    theta = random_projections(
+        shape[1], n_projections, generator=generator, dtype=dtype, device=device
+    )
+    return Draws(prior, theta)
+
+
+def cwae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
     """``log`` of the closed-form Cramér–Wold distance of the codes to N(0, I) (unscaled)."""
-    del generator, n_projections  # closed form: no draws
+    del draws  # closed form: no draws
     # The codes come from the window's join: shape checked there; non-finite codes make the loss
     # non-finite, which training stops on. So the per-step validation is skipped.
     gamma = distances.silverman_gamma(codes.shape[0])
     return torch.log(normality_unchecked(codes, gamma))
 
 
-def wae_term(
-    codes: torch.Tensor, generator: torch.Generator | None, *, n_projections: int = 50
-) -> torch.Tensor:
+def wae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Unbiased IMQ MMD between the codes and as many fresh prior draws (WAE-MMD)."""
-    del n_projections  # validation skipped as for cwae_term
-    prior = _prior_like(codes, generator)
-    return mmd_unchecked(codes, prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True)
+    # validation skipped as for cwae_term
+    return mmd_unchecked(codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True)
 
 
-def swae_term(
-    codes: torch.Tensor, generator: torch.Generator | None, *, n_projections: int = 50
-) -> torch.Tensor:
+def swae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Sliced ``W_2^2`` between the codes and as many fresh prior draws, fresh directions."""
-    prior = _prior_like(codes, generator)
-    theta = random_projections(
-        codes.shape[1], n_projections, generator=generator, dtype=codes.dtype, device=codes.device
-    )
-    return sliced_unchecked(codes, prior, theta, p=2.0)  # validation skipped as for cwae_term
+    return sliced_unchecked(codes, draws.prior, draws.theta, p=2.0)  # unchecked, as cwae_term
 
 
 def skwae_term(
     codes: torch.Tensor,
-    generator: torch.Generator | None,
+    draws: Draws,
     *,
-    n_projections: int = 50,
     dim: int | None = None,
     m: int = SKETCH_FREQUENCIES,
     bandwidth: float | None = None,
@@ -108,7 +131,7 @@ def skwae_term(
     0.39 without). The distance has a floor, about ``(1 - |p|^2) / n``, so the log stays finite.
     ``dim`` is needed for a joined sketch only (it fixes the frequencies).
     """
-    del generator, n_projections  # exact prior sketch: no draws
+    del draws  # exact prior sketch: no draws
     if codes.dim() == 2:
         omega, prior = prior_sketch(
             codes.shape[1], m, bandwidth, device=codes.device, dtype=codes.dtype
@@ -187,7 +210,7 @@ class AutoencoderObjective:
         self.lam = check_positive(lam, "lam")
         self.reconstruction = check_choice(reconstruction, "reconstruction", RECONSTRUCTIONS)
         self.n_projections = check_positive_int(n_projections, "n_projections")
-        self.options: dict = {"n_projections": self.n_projections}
+        self.options: dict = {}
         if self.model == "skwae":
             bandwidth = (
                 None
@@ -221,6 +244,9 @@ class AutoencoderObjective:
         x_rec: torch.Tensor,
         codes: torch.Tensor,
         generator: torch.Generator | None = None,
+        *,
+        draws: Draws | None = None,
+        gradient_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         """Computes ``loss = reconstruction + lam * distance``.
 
@@ -229,24 +255,67 @@ class AutoencoderObjective:
             x_rec: (k, ...) their reconstructions.
             codes: (n, D) joined codes (fresh first, then the window), or for ``skwae`` with a
                 moving sketch the joined (2m,) sketch.
-            generator: randomness for prior draws and sliced directions.
+            generator: randomness for prior draws and sliced directions, when ``draws`` are
+                not given.
+            draws: the step's draws made beforehand (:meth:`draws`), e.g. outside a compiled
+                graph; the same values as drawing here from the same generator state.
+            gradient_weight: multiplies the gradient of the distance term, not its value (see
+                :meth:`from_mean_error`); 1 leaves the cost as it is.
 
         Returns:
             dict with 0-d tensors ``loss``, ``reconstruction`` and ``distance`` (the distance term
             as it enters the loss: the log of the CW distance for CWAE).
         """
-        return self.from_mean_error(reconstruction_errors(x, x_rec).mean(), codes, generator)
+        errors = reconstruction_errors(x, x_rec).mean()
+        return self.from_mean_error(
+            errors, codes, generator, draws=draws, gradient_weight=gradient_weight
+        )
+
+    def draws(
+        self,
+        shape: tuple[int, int],
+        generator: torch.Generator | None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> Draws:
+        """The draws of one step whose joined codes have ``shape = (n, D)`` (:func:`draw`)."""
+        return draw(
+            self.model, shape, generator, n_projections=self.n_projections, dtype=dtype,
+            device=device,
+        )  # fmt: skip
 
     def from_mean_error(
         self,
         mean_error: torch.Tensor,
         codes: torch.Tensor,
         generator: torch.Generator | None = None,
+        *,
+        draws: Draws | None = None,
+        gradient_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
-        """The parts from the batch's mean per-image error (e.g. all-reduced over ranks)."""
+        """The parts from the batch's mean per-image error (e.g. all-reduced over ranks).
+
+        ``gradient_weight`` ``w`` makes the distance term's gradient ``w`` times its derivative
+        while its value, and so the reported ``loss``, stays ``rec + lam * distance``::
+
+            term_in_loss = term + (w - 1) (term - stop_gradient(term))
+
+        the moving window's unbiased gradient scales what reaches the fresh codes, not the cost
+        that the run logs. ``w = 1`` is the plain cost.
+        """
+        check_positive(gradient_weight, "gradient_weight")
         rec = mean_error.sqrt() if self.reconstruction == "root" else mean_error
-        term = LATENT_DISTANCES[self.model](codes, generator, **self.options)
-        weighted = term if self.lam == 1.0 else self.lam * term
+        if draws is None:
+            draws = self.draws(
+                tuple(codes.shape), generator, dtype=codes.dtype, device=codes.device
+            )
+        term = LATENT_DISTANCES[self.model](codes, draws, **self.options)
+        if gradient_weight != 1.0:  # value: term; gradient: gradient_weight * d term
+            in_loss = term + (gradient_weight - 1.0) * (term - term.detach())
+        else:
+            in_loss = term
+        weighted = in_loss if self.lam == 1.0 else self.lam * in_loss
         return {"loss": rec + weighted, "reconstruction": rec, "distance": term}
 
 
@@ -256,6 +325,9 @@ def global_objective(
     x_rec: torch.Tensor,
     codes: torch.Tensor,
     generator: torch.Generator | None = None,
+    *,
+    draws: Draws | None = None,
+    gradient_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """The parts of ``objective`` for a global batch split over the ranks, the same on every rank.
 
@@ -275,12 +347,16 @@ def global_objective(
         objective: the cost (model, lam, reconstruction convention).
         x: (B_r, ...) this rank's inputs; x_rec: their reconstructions.
         codes: (n, D) the gathered fresh codes joined to the window.
-        generator: randomness for prior draws (seeded alike on every rank).
+        generator: randomness for prior draws (seeded alike on every rank), when ``draws`` are
+            not given.
+        draws: the step's draws made beforehand (:meth:`AutoencoderObjective.draws`).
+        gradient_weight: multiplies the distance term's gradient (the unbiased window weight).
     """
+    options = {"draws": draws, "gradient_weight": gradient_weight}
     if not distributed.is_active():
-        return objective(x, x_rec, codes, generator)
+        return objective(x, x_rec, codes, generator, **options)
     errors = reconstruction_errors(x, x_rec)  # (B_r,)
     total = distributed.all_reduce_sum(
         torch.stack([errors.sum(), errors.new_tensor(float(len(errors)))])
     )
-    return objective.from_mean_error(total[0] / total[1], codes, generator)
+    return objective.from_mean_error(total[0] / total[1], codes, generator, **options)

@@ -174,6 +174,27 @@ class MovingWindow(nn.Module):
             return self.codes[: self._filled]
         return torch.roll(self.codes, -self._pointer, dims=0)
 
+    def joined_shape(self, b: int) -> tuple[int, int]:
+        """``(b + filled, D)``: the shape of :meth:`join` of ``b`` fresh codes."""
+        return b + self._filled, self.dim
+
+    def unbiased_weight(self, b: int) -> float:
+        """``(b + filled) / b``: the weight that makes the window's distance gradient unbiased.
+
+        The distance of the joined codes reaches the parameters through the ``b`` fresh codes only,
+        each holding about ``1/N`` of a permutation-invariant distance of ``N = b + filled`` codes.
+        With frozen parameters and the fresh codes a uniformly random ``b``-subset of the ``N``,
+        ``E[(N / b) sum_{i fresh} dD/dz_i dz_i/dtheta] = sum_i dD/dz_i dz_i/dtheta``: the gradient of
+        the classical batch of the same ``N`` codes. The same holds for ``log D`` (its gradient is
+        ``dD / D`` at the same joined codes) and, for WAE and SWAE, for every fixed prior draw and
+        set of directions. ``N / b = n / k`` for a full batch and window, and 1 when ``k == n``
+        (classical training).
+
+        Args:
+            b: fresh codes of this step, ``1 <= b <= k``.
+        """
+        return (b + self._filled) / b
+
     def join(self, z: torch.Tensor) -> torch.Tensor:
         """``[z ; window]``: the fresh codes, then the stored ones (no gradient through those).
 
@@ -238,6 +259,8 @@ class MovingSketch(nn.Module):
         m: number of frequencies.
         bandwidth: kernel bandwidth (default ``sqrt(D)``).
         reset_each_epoch: whether training calls :meth:`reset` at the start of every epoch.
+        device: device of the frequencies and the sketch.
+        dtype: dtype of the frequencies and the sketch.
     """
 
     sketch: torch.Tensor
@@ -252,6 +275,7 @@ class MovingSketch(nn.Module):
         bandwidth: float | None = None,
         reset_each_epoch: bool = True,
         device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         check_window_sizes(n, k)
@@ -260,7 +284,7 @@ class MovingSketch(nn.Module):
         self.bandwidth = default_bandwidth(dim) if bandwidth is None else float(bandwidth)
         self.reset_each_epoch = bool(reset_each_epoch)
         self.refresh = "none"
-        omega, prior = prior_sketch(dim, m, self.bandwidth, device=device or "cpu")
+        omega, prior = prior_sketch(dim, m, self.bandwidth, device=device or "cpu", dtype=dtype)
         self.register_buffer("omega", omega, persistent=False)
         self.register_buffer("prior", prior, persistent=False)
         self.register_buffer("sketch", prior.clone())
@@ -277,6 +301,19 @@ class MovingSketch(nn.Module):
         """Sets the moving sketch to the prior's exact sketch (``generator`` is unused)."""
         del generator
         self.sketch.copy_(self.prior)
+
+    def joined_shape(self, b: int) -> tuple[int]:
+        """``(2m,)``: the shape of :meth:`join`, a sketch whatever ``b``."""
+        return (2 * self.m,)
+
+    def unbiased_weight(self, b: int) -> float:
+        """``n / b``: the joined sketch weighs each fresh code ``1/n``, as a window of ``n`` does.
+
+        So ``n / b`` makes the distance gradient unbiased as :meth:`MovingWindow.unbiased_weight`
+        does; the identity is exact when the moving sketch equals the mean features of the other
+        ``n - b`` codes (then the joined sketch is the mean features of all ``n``).
+        """
+        return self.n / b
 
     def join(self, z: torch.Tensor) -> torch.Tensor:
         """``(B/n) mean Phi(z) + (1 - B/n) s``: (2m,), with gradient through ``z`` only."""

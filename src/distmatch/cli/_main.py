@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ._common import UsageError
 from ._distances import COMMANDS as DISTANCE_COMMANDS
+from ._evaluate import COMMANDS as EVALUATE_COMMANDS
 from ._fit import COMMANDS as FIT_COMMANDS
 from ._latent import COMMANDS as LATENT_COMMANDS
 from ._reproduce import COMMANDS as REPRODUCE_COMMANDS
@@ -30,6 +31,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = {
     **TRAIN_COMMANDS,
+    **EVALUATE_COMMANDS,
     **SKETCH_COMMANDS,
     **FIT_COMMANDS,
     **REPRODUCE_COMMANDS,

@@ -1,33 +1,22 @@
-"""``distmatch train``, ``distmatch evaluate`` and ``distmatch sample`` (moving-window autoencoders)."""
+"""``distmatch train``: moving-window training of an autoencoder."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .. import distributed
-from .._core import atomic_path, resolve_device
-from ..data import dataset_names, load_split
-from ..evaluation import (
-    autoencoder_fid,
-    autoencoder_parzen,
-    evaluate_autoencoder,
-    load_autoencoder,
-    load_generator,
-    load_inception,
-)
+from ..data import dataset_names
 from ..objectives import LATENT_DISTANCES, RECONSTRUCTIONS
-from ..report import decode_chunked, save_histograms, save_image_grid
-from ..runs import NonFiniteLossError, RunDir, TrainingInterrupted
+from ..runs import NonFiniteLossError, TrainingInterrupted
 from ..training import (
+    LR_RULES,
     MEMORIES,
     OPTIMIZERS,
+    REFRESH_SOURCES,
+    WINDOW_GRADIENTS,
     CompileUnavailable,
     TrainConfig,
     resumed_config,
@@ -68,6 +57,30 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         "refresh",
         {"choices": REFRESHES, "help": "codes pushed after the step (none: pre-update)"},
     ),
+    "--refresh-every": (
+        "refresh_every",
+        {
+            "type": int,
+            "help": "every so many steps, encode the inputs of all window codes again with the "
+            "current encoder (16; 0: never)",
+        },
+    ),
+    "--refresh-from": (
+        "refresh_from",
+        {
+            "choices": REFRESH_SOURCES,
+            "help": "what a refresh encodes: the inputs of the window's codes (window, default) or "
+            "as many random training inputs (random)",
+        },
+    ),
+    "--window-gradient": (
+        "window_gradient",
+        {
+            "choices": WINDOW_GRADIENTS,
+            "help": "unbiased (default): the distance's gradient times n/k, the classical one in "
+            "expectation; paper: unweighted, as the MoW reference",
+        },
+    ),
     "--memory": (
         "memory",
         {
@@ -87,7 +100,18 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         "optimizer",
         {"choices": OPTIMIZERS, "help": "adam (default) or plain sgd"},
     ),
-    "--lr": ("lr", {"type": float, "help": "learning rate (1e-3)"}),
+    "--lr": (
+        "lr",
+        {"type": float, "help": "learning rate of classical training, k = n (1e-3); see --lr-rule"},
+    ),
+    "--lr-rule": (
+        "lr_rule",
+        {
+            "choices": LR_RULES,
+            "help": "the rate used at k < n: sqrt (--lr * sqrt(k/n)), linear (--lr * k/n), auto "
+            "(default: sqrt for adam, linear for sgd) or none (--lr as given)",
+        },
+    ),
     "--epochs": ("epochs", {"type": int, "help": "passes over the training split (20)"}),
     "--steps": ("steps", {"type": int, "help": "total steps; replaces --epochs"}),
     "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
@@ -133,11 +157,23 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
-    p.add_argument(
+    compiling = p.add_mutually_exclusive_group()
+    compiling.add_argument(
         "--compile",
-        action="store_true",
+        dest="compile",
+        action="store_const",
+        const=True,
         default=argparse.SUPPRESS,
-        help="torch.compile the forward pass and cost: faster steps on small models",
+        help="torch.compile the forward pass and cost (default: on for runs of 50,000 steps or "
+        "more where a compiler is present)",
+    )
+    compiling.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_const",
+        const=False,
+        default=argparse.SUPPRESS,
+        help="never compile",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -197,195 +233,4 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------ evaluate
-
-
-def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
-        help="the MoW paper's metrics of a trained run on its test split",
-        description=(
-            "Computes rec_error, wae_distance and cw_distance (as the MoW paper defines them) on "
-            "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
-            "samples (needs the Inception weights file), --parzen the Parzen-window "
-            "log-likelihood of the test split (GMMN protocol)."
-        ),
-    )
-    p.add_argument("run", type=Path, help="run folder written by distmatch train")
-    p.add_argument(
-        "--data-dir", default=None, help="where the data set is now (default: as trained)"
-    )
-    p.add_argument("--points", type=int, default=2000, help="test codes per distance (2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the subsamples (0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    p.add_argument("--fid", action="store_true", help="add the FID (image data)")
-    p.add_argument(
-        "--fid-samples", type=int, default=10_000, help="generated images for the FID (10000)"
-    )
-    p.add_argument(
-        "--inception-weights",
-        type=Path,
-        default=None,
-        help="pt_inception-2015-12-05-6726825d.pth (default: look in the cache folder)",
-    )
-    p.add_argument(
-        "--download-weights",
-        action="store_true",
-        help="download the Inception weights into the cache folder if missing (checksum checked)",
-    )
-    p.add_argument("--parzen", action="store_true", help="add the Parzen-window log-likelihood")
-    p.add_argument(
-        "--parzen-samples", type=int, default=10_000, help="generated samples for Parzen (10000)"
-    )
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    if args.points < 2:
-        raise UsageError(f"--points must be at least 2 (codes per distance); got {args.points}.")
-    for flag in ("fid_samples", "parzen_samples"):
-        if getattr(args, flag) < 2:
-            name = "--" + flag.replace("_", "-")
-            raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
-    device = resolve_device(args.device)
-    record, model = load_autoencoder(args.run, device=device)
-    config = record["config"]
-    data_dir = args.data_dir if args.data_dir is not None else config["data_dir"]
-    test = load_split(config["dataset"], "test", data_dir=data_dir, image_size=config["image_size"])
-    inception = None
-    if args.fid:  # fail on missing weights before any long computation
-        if not test.is_image:
-            raise UsageError(f"--fid needs image data; this run's samples are {test.sample_shape}.")
-
-        inception = load_inception(args.inception_weights, download=args.download_weights)
-    gen = torch.Generator().manual_seed(args.seed)
-    metrics = evaluate_autoencoder(model, test, generator=gen, points=args.points, device=device)
-    if inception is not None:
-        sample_gen = torch.Generator().manual_seed(args.seed)
-        metrics["fid"] = autoencoder_fid(
-            model, test, inception, samples=args.fid_samples, generator=sample_gen, device=device
-        )
-        metrics["fid_samples"] = args.fid_samples
-    if args.parzen:
-        train_split = load_split(
-            config["dataset"], "train", data_dir=data_dir, image_size=config["image_size"]
-        )
-        sample_gen = torch.Generator().manual_seed(args.seed + 1)
-        metrics.update(
-            autoencoder_parzen(
-                model,
-                train_split,
-                test,
-                samples=args.parzen_samples,
-                generator=sample_gen,
-                device=device,
-            )
-        )
-    run = RunDir(args.run)
-    run.write_json(run.eval, {**metrics, "split": "test", "points": args.points, "seed": args.seed})
-    print(json.dumps(metrics, indent=2))
-    print(f"written to {run.eval}")
-    return 0
-
-
-# -------------------------------------------------------------------------------------- sample
-
-
-def add_sample(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "sample",
-        help="samples of a trained run (autoencoder or generator)",
-        description="Autoencoder runs: decoded prior draws as a PNG grid (image data) or .npy. "
-        "Generator runs: samples in the data's coordinates as .npy, or a 2-D histogram PNG.",
-    )
-    p.add_argument("run", type=Path, help="run folder written by distmatch train")
-    p.add_argument("--num", type=int, default=64, help="number of samples (64)")
-    p.add_argument("--out", type=Path, required=True, help="FILE.png (images) or FILE.npy")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-
-
-MAX_GRID = 1024  # images in one PNG grid
-MAX_HISTOGRAM = 10_000_000  # points in one 2-D histogram PNG
-SAMPLE_CHUNK = 65_536  # codes drawn and decoded at a time
-
-
-def _sampler(run: RunDir, device: torch.device, suffix: str):
-    """``(decode, latent_dim, sample_shape, is_image)`` of the run's trained network."""
-    if run.read_json(run.config).get("kind") == "generator":
-        _, generator, unscale = load_generator(run.root, device=device)
-        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, None, False
-    record, model = load_autoencoder(run.root, device=device)
-    if suffix == ".png" and not record["resolved"]["is_image"]:
-        raise UsageError(
-            "--out .png needs a run on image data; this run's samples are vectors: use .npy."
-        )
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
-
-    return decode, model.latent_dim, model.sample_shape, bool(record["resolved"]["is_image"])
-
-
-def run_sample(args: argparse.Namespace) -> int:
-    if args.num < 1:
-        raise UsageError(f"--num must be >= 1; got {args.num}.")
-    suffix = args.out.suffix.lower()
-    if suffix not in (".png", ".npy"):
-        raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
-    device = resolve_device(args.device)
-    decode, latent_dim, shape, is_image = _sampler(RunDir(args.run), device, suffix)
-    limit = MAX_GRID if is_image else MAX_HISTOGRAM
-    if suffix == ".png" and args.num > limit:
-        what = "images in one grid" if is_image else "points in one histogram"
-        raise UsageError(f"--num must be at most {limit:,} {what}; got {args.num:,}: use .npy.")
-    gen = torch.Generator().manual_seed(args.seed)
-    chunks = (
-        decode(torch.randn(min(SAMPLE_CHUNK, args.num - start), latent_dim, generator=gen))
-        for start in range(0, args.num, SAMPLE_CHUNK)
-    )
-    with torch.no_grad():
-        if suffix == ".npy":
-            _save_chunks(chunks, args.num, args.out)
-        else:
-            samples = torch.cat(list(chunks)).cpu()
-            if is_image:
-                save_image_grid(
-                    samples,
-                    args.out,
-                    ncol=min(16, int(np.ceil(np.sqrt(args.num)))),
-                    title=f"{args.num} samples: decoded N(0, I) draws",
-                )
-            else:
-                save_histograms(None, samples.numpy(), args.out)
-    print(f"{args.num} samples written to {args.out}" + (f" ({shape})" if shape else ""))
-    return 0
-
-
-def _save_chunks(chunks, num: int, out: Path) -> None:
-    """Writes the samples to a ``.npy`` file chunk by chunk (never all in memory), atomically."""
-    first = next(chunks).cpu().numpy()
-    shape = (num, *first.shape[1:])
-    needed = int(np.prod(shape)) * first.itemsize
-    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
-    if needed > free:
-        raise UsageError(
-            f"--num {num:,} samples need {needed / 2**30:,.1f} GiB on disk; "
-            f"{free / 2**30:,.1f} GiB are free in '{out.parent}'."
-        )
-    with atomic_path(out) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=shape)
-        array[: len(first)] = first
-        start = len(first)
-        for chunk in chunks:
-            part = chunk.cpu().numpy()
-            array[start : start + len(part)] = part
-            start += len(part)
-        array.flush()
-        del array
-
-
-COMMANDS = {
-    "train": (add_train, run_train),
-    "evaluate": (add_evaluate, run_evaluate),
-    "sample": (add_sample, run_sample),
-}
+COMMANDS = {"train": (add_train, run_train)}

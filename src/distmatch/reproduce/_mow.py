@@ -115,6 +115,9 @@ def _config(job: MowJob) -> TrainConfig:
         latent_dim=job.latent_dim or protocol.latent_dim,
         n=64,
         k=job.k,
+        window_gradient="paper",  # the reference's window and rates, whose numbers these are
+        lr_rule="none",
+        refresh_every=0,
         optimizer=protocol.optimizer,
         lr=job.lr,
         epochs=job.epochs,

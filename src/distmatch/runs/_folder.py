@@ -143,15 +143,22 @@ class RunDir:
 
 
 def resumed_config(
-    out: str | os.PathLike[str], config_type: type[T], *, kind: str | None = None, **overrides: Any
+    out: str | os.PathLike[str],
+    config_type: type[T],
+    *,
+    kind: str | None = None,
+    missing: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> T:
     """The configuration saved in the run folder ``out`` as a ``config_type`` dataclass, with
-    ``overrides`` applied; fields missing from an older file take their defaults.
+    ``overrides`` applied. Fields missing from a file written before they existed take the value
+    in ``missing`` (what such runs were trained with), else their defaults.
 
     Args:
         out: the run folder.
         config_type: the configuration dataclass of the mode (``TrainConfig``, ...).
         kind: the ``kind`` the record must have (``"generator"``), or ``None`` for none.
+        missing: values of fields that older files lack, where they differ from the defaults.
         **overrides: fields to change.
 
     Raises:
@@ -180,7 +187,7 @@ def resumed_config(
         raise TypeError(
             f"overrides must be fields of {config_type.__name__}; got {', '.join(unknown)}."
         )
-    return dataclasses.replace(config_type(**saved), **overrides)
+    return dataclasses.replace(config_type(**{**(missing or {}), **saved}), **overrides)
 
 
 def open_run(
@@ -259,7 +266,8 @@ def _check_same(
     changed = sorted(
         key
         for key in set(given) | set(saved)
-        if key not in free and saved.get(key, defaults.get(key)) != given.get(key, defaults.get(key))
+        if key not in free
+        and saved.get(key, defaults.get(key)) != given.get(key, defaults.get(key))
     )
     if changed:
         detail = ", ".join(

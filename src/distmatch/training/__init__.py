@@ -13,25 +13,35 @@ Example:
 from ..evaluation import load_autoencoder
 from ..runs import NonFiniteLossError, TrainingInterrupted
 from ._config import (
+    BEFORE_FIELD,
     DEFAULT_ARCH,
+    LR_RULES,
     MEMORIES,
     OPTIMIZERS,
+    REFRESH_SOURCES,
     RESUMABLE_FIELDS,
+    WINDOW_GRADIENTS,
     TrainConfig,
+    optimizer_settings,
     resumed_config,
 )
 from ._loop import CompileUnavailable, train
 
 __all__ = [
+    "BEFORE_FIELD",
     "DEFAULT_ARCH",
+    "LR_RULES",
     "MEMORIES",
     "OPTIMIZERS",
+    "REFRESH_SOURCES",
     "RESUMABLE_FIELDS",
+    "WINDOW_GRADIENTS",
     "CompileUnavailable",
     "NonFiniteLossError",
     "TrainConfig",
     "TrainingInterrupted",
     "load_autoencoder",
+    "optimizer_settings",
     "resumed_config",
     "train",
 ]

@@ -4,6 +4,12 @@ Each step takes ``k`` inputs, encodes them, joins the ``k`` fresh codes with the
 the window, takes one optimizer step on ``reconstruction + lam * distance(joined codes)`` and pushes
 the codes into the window. ``k == n`` is classical mini-batch training.
 
+Three defaults make ``k < n`` train like the classical batch of ``n`` (``docs/k1-training.md``): the
+distance's gradient is weighted by ``n / B`` (``window_gradient``), the learning rate follows
+``k / n`` (``lr_rule``), and every ``refresh_every`` steps the inputs of the window's codes are
+encoded again by the current encoder, so that the fresh codes are not pushed into the holes of
+codes that earlier encoders made.
+
 Runs are resumable: the checkpoint holds the model, optimizer, window, random-generator state, the
 position in the epoch and the partial sums of the current logging interval. The epoch order depends
 only on (seed, epoch) and evaluation draws from its own generator, so a run that is killed and resumed
@@ -19,7 +25,10 @@ Reference: Spurek et al., "One-element Batch Training by Moving Window", arXiv:1
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import warnings
 from typing import Any
 
 import torch
@@ -27,7 +36,9 @@ from torch import nn
 
 from .. import distributed
 from ..objectives import global_objective
+from ..report import chunk_size
 from ..runs import RunDir, stop_on_signals
+from ..window import MovingWindow
 from ._config import TrainConfig
 from ._state import RunState
 
@@ -77,17 +88,24 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
     """The steps of a started run, from where it stands to the end; returns the summary."""
     cfg, k = s.config, s.config.k
     bar = s.progress_bar(f"{cfg.model} n={cfg.n} k={k}", progress)
-    forward = _compiled(_forward) if cfg.compile else _forward
+    compile = cfg.compile
+    if compile == "auto":
+        compile = s.total_steps - s.step >= AUTO_COMPILE_STEPS and compiler_available(s.device)
+    forward = _compiled(_forward, required=cfg.compile is True) if compile else _forward
+    unbiased = cfg.window_gradient == "unbiased"
+    refreshing = cfg.refresh_every > 0 and isinstance(s.memory, MovingWindow)
     with bar, stop_on_signals() as stop:
         while s.step < s.total_steps:
             order = _epoch_order(cfg.seed, s.epoch, len(s.train_set))
             if s.batch == 0 and (s.epoch == 0 or s.memory.reset_each_epoch):
                 s.memory.reset(s.rng)
+                s.window_inputs.fill_(-1)  # prior draws: no input to encode again
             while s.batch < s.steps_per_epoch and s.step < s.total_steps:
                 batch = order[s.batch * k : (s.batch + 1) * k]  # the global batch
                 part, sizes = distributed.split_batch(batch)  # this rank's part, every rank's size
                 x = s.train_set.get_batch(part).to(s.device)
-                z, parts = forward(s.model, s.objective, s.memory, x, s.rng, sizes)
+                draws = s.objective.draws(s.memory.joined_shape(len(batch)), s.rng, device=s.device)
+                z, parts = forward(s.model, s.objective, s.memory, x, draws, sizes, unbiased)
                 s.optimizer.zero_grad(set_to_none=True)
                 parts["loss"].backward()
                 s.sync(stop, timed=True)  # ranks: average the gradients, agree on stop and save
@@ -95,7 +113,13 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
                 if s.memory.refresh == "reencode":
                     with torch.no_grad():
                         z = distributed.all_gather_rows(s.model.encode(x), sizes)
+                if refreshing:
+                    _track_inputs(s.memory, s.window_inputs, batch)
                 s.memory.push(z)
+                if refreshing and s.step % cfg.refresh_every == cfg.refresh_every - 1:
+                    if cfg.refresh_from == "random":
+                        _draw_inputs(s.window_inputs, len(s.train_set), cfg.seed, s.step)
+                    _reencode_window(s.model, s.memory, s.window_inputs, s.train_set, s.device)
                 s.step, s.batch = s.step + 1, s.batch + 1
                 s.meter.add(parts)
                 bar.update()
@@ -113,43 +137,100 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
     return s.finish()
 
 
-def _forward(model, objective, memory, x, rng, sizes) -> tuple[torch.Tensor, dict]:
+def _forward(
+    model, objective, memory, x, draws, sizes, unbiased=False
+) -> tuple[torch.Tensor, dict]:
     """The differentiable part of a step: encode, decode, join the codes with the memory, cost.
 
     ``x`` is this rank's part of the global batch and ``sizes`` the rows of every rank's part. In
     one process (``len(sizes) == 1``) the fresh codes are those of ``x``; across ranks they are
     gathered in rank order and the cost is that of the global batch, the same on every rank.
+    ``draws`` (prior samples, directions) were made before, from the run's generator: nothing
+    random happens here, so a compiled graph of this function has no break.
+    ``unbiased`` weighs the distance's gradient by ``memory.unbiased_weight(B)`` (n / B), which
+    makes it the classical batch's gradient in expectation; it is 1 when ``k == n``.
     """
     z = model.encode(x)  # (B_r, D); B = k except maybe at the end of an epoch
-    if len(sizes) == 1:
-        return z, objective(x, model.decode(z), memory.join(z), rng)
-    codes = distributed.all_gather_rows(z, sizes)  # (B, D): every rank's fresh codes
-    parts = global_objective(objective, x, model.decode(z), memory.join(codes), rng)
+    codes = z if len(sizes) == 1 else distributed.all_gather_rows(z, sizes)  # (B, D): all ranks'
+    weight = memory.unbiased_weight(codes.shape[0]) if unbiased else 1.0
+    x_rec, joined = model.decode(z), memory.join(codes)
+    parts = global_objective(objective, x, x_rec, joined, draws=draws, gradient_weight=weight)
     return codes, parts
 
 
-def _compiled(fn):
-    """``torch.compile(fn)``, whose failure to build (e.g. no C++ compiler) is one clear error.
+def _track_inputs(window: MovingWindow, inputs: torch.Tensor, batch: torch.Tensor) -> None:
+    """Records the data indices of the codes that ``window.push`` is about to store (the same
+    rows, wrapping as the ring buffer does)."""
+    cap, b = window.capacity, len(batch)
+    if cap == 0:
+        return
+    start = window.position[0]
+    if b > cap:  # only the newest cap rows survive a full wrap
+        start, batch, b = (start + b - cap) % cap, batch[-cap:], cap
+    inputs[(start + torch.arange(b)) % cap] = batch
+
+
+def _draw_inputs(inputs: torch.Tensor, size: int, seed: int, step: int) -> None:
+    """Replaces the window's data indices by random training inputs, drawn (without
+    replacement) from a generator of (seed, step) alone, so that a resumed run draws the same."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 7 * step + 3)
+    if size >= len(inputs):
+        inputs.copy_(torch.randperm(size, generator=gen)[: len(inputs)])
+    else:  # a split smaller than the window: some inputs twice
+        inputs.copy_(torch.randint(size, (len(inputs),), generator=gen))
+
+
+@torch.no_grad()
+def _reencode_window(model, window: MovingWindow, inputs: torch.Tensor, data, device) -> None:
+    """Replaces the window's stored codes by the current encoder's codes of their inputs, in
+    chunks sized for the sample shape (no gradient, so only one chunk's activations are held)."""
+    known = (inputs >= 0).nonzero().squeeze(1)  # (K,) rows that hold a data code
+    chunk = chunk_size(tuple(data.sample_shape))
+    for rows in known.split(chunk):
+        codes = model.encode(data.get_batch(inputs[rows]).to(device))  # (chunk, D)
+        window.codes[rows.to(window.codes.device)] = codes.to(window.codes.dtype)
+
+
+AUTO_COMPILE_STEPS = 50_000  # fewer steps do not win back the seconds that compilation takes
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can build code for ``device`` here: Triton for CUDA, a C++
+    compiler for the CPU."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
+def _compiled(fn, *, required: bool = True):
+    """``torch.compile(fn)``; if it cannot build (e.g. no C++ compiler), one clear error when the
+    user asked for compilation (``required``), else a warning and the eager ``fn``.
 
     Compiling the forward pass lets the backward pass run as one compiled graph too: on small
     models, where each tensor operation costs more than its arithmetic, steps get much cheaper.
+    The step's random draws are made before the call, so the graph has no break.
     """
     compiled = torch.compile(fn)
-    built = False
+    state = {"built": False, "eager": False}
 
     def call(*args):
-        nonlocal built
-        if built:
+        if state["built"]:
             return compiled(*args)
+        if state["eager"]:
+            return fn(*args)
         try:
             out = compiled(*args)
         except (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CompileUnavailable(
-                "--compile needs torch.compile to work here (on CPU: a C++ compiler such as g++); "
-                f"it failed with: {first}. Train without --compile."
-            ) from err
-        built = True
+            if required:
+                raise CompileUnavailable(
+                    "--compile needs torch.compile to work here (on CPU: a C++ compiler such as "
+                    f"g++); it failed with: {first}. Train without --compile."
+                ) from err
+            warnings.warn(f"torch.compile failed ({first}); training without it.", stacklevel=2)
+            state["eager"] = True
+            return fn(*args)
+        state["built"] = True
         return out
 
     return call

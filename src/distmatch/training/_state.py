@@ -30,7 +30,13 @@ from ..objectives import DISTANCE_LABELS, AutoencoderObjective
 from ..report import save_autoencoder_figures, save_training_curves
 from ..runs import RunDir, RunEngine
 from ..window import MovingSketch, MovingWindow
-from ._config import DEFAULT_ARCH, DEFAULTS, RESUMABLE_FIELDS, TrainConfig
+from ._config import (
+    DEFAULT_ARCH,
+    RESUMABLE_FIELDS,
+    SAVED_DEFAULTS,
+    TrainConfig,
+    optimizer_settings,
+)
 
 __all__ = ["RunState"]
 
@@ -59,7 +65,9 @@ class RunState(RunEngine):
         cls, config: TrainConfig, run: RunDir, *, resume: bool, model: nn.Module | None
     ) -> RunState:
         s = cls()
-        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
+        state = s.open(
+            config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=SAVED_DEFAULTS
+        )
         distributed.check_divisible(config.k, "k")
         s.device = distributed.rank_device(config.device)
         s.train_set = load_split(config.dataset, "train", **s._data_options())
@@ -69,11 +77,11 @@ class RunState(RunEngine):
         s.model = (model if model is not None else s._build_model()).to(s.device)
         if model is not None:
             warn_if_batchnorm(model, config.k // s.world.size)
-        params = s.model.parameters()
+        params, settings = s.model.parameters(), optimizer_settings(config)
         s.optimizer = (
-            torch.optim.Adam(params, lr=config.lr)
+            torch.optim.Adam(params, **settings)
             if config.optimizer == "adam"
-            else torch.optim.SGD(params, lr=config.lr)
+            else torch.optim.SGD(params, **settings)
         )
         s.objective = AutoencoderObjective(
             config.model,
@@ -86,6 +94,8 @@ class RunState(RunEngine):
         s._check_sizes()
         s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
         s.memory = s._memory(int(s.model.latent_dim))
+        # data indices of the window's codes (-1: a prior draw), for refresh_every
+        s.window_inputs = torch.full((config.n - config.k,), -1, dtype=torch.long)
         s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
         s.total_steps = config.steps or config.epochs * s.steps_per_epoch
         s.begin(run, s._config_record(custom=model is not None), state)
@@ -182,6 +192,7 @@ class RunState(RunEngine):
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "window": self.memory.state_dict(),
+            "window_inputs": self.window_inputs,
             "generator": self.rng.get_state(),
             "global_rng": torch.get_rng_state(),
             "finished": self.step >= self.total_steps,
@@ -191,6 +202,7 @@ class RunState(RunEngine):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.memory.load_state_dict(state["window"])
+        self.window_inputs = state.get("window_inputs", self.window_inputs)  # absent: older runs
         self.rng.set_state(state["generator"])
         torch.set_rng_state(state["global_rng"])
 
