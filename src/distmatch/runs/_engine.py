@@ -232,7 +232,9 @@ class RunEngine:
             self.save()  # raises NonFiniteLossError, keeping the last good checkpoint
         means = self.meter.flush()
         if self.world.is_main:
-            self.run.append_metrics({"kind": "train", "step": self.step, "epoch": self.epoch, **means})
+            self.run.append_metrics(
+                {"kind": "train", "step": self.step, "epoch": self.epoch, **means}
+            )
         return {key: f"{value:.4g}" for key, value in means.items()}
 
     # ------------------------------------------------------------------------ checkpoints

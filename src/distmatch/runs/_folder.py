@@ -259,7 +259,8 @@ def _check_same(
     changed = sorted(
         key
         for key in set(given) | set(saved)
-        if key not in free and saved.get(key, defaults.get(key)) != given.get(key, defaults.get(key))
+        if key not in free
+        and saved.get(key, defaults.get(key)) != given.get(key, defaults.get(key))
     )
     if changed:
         detail = ", ".join(

@@ -10,7 +10,7 @@ law, so a generator can be trained from ``z`` alone (:func:`sketch_distance`). A
 keeps the float64 sum and the count, so sketches of shards merge exactly; it is saved as ``.npz``.
 
 Behind this face: the frequency laws (``_laws``), the one feature map (``_features``), bandwidth
-estimation (``_bandwidth``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
+estimation (``_bandwidth``), the default frequencies by kind of data (``_recipe``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
 its distance (``_sketch``), the one pass over data in one process or across ranks (``_pass``),
 differential privacy (``_privacy``), what a sketch holds (``_pieces``), the file (``_io``) and
 the prior sketch of ``skwae`` (``_prior``).
@@ -40,13 +40,34 @@ from ._prior import (
     prior_sketch,
     sketch_prior_distance,
 )
-from ._privacy import MECHANISMS, NEIGHBOURS, Privacy, private_sketch, sensitivity
+from ._privacy import (
+    MECHANISMS,
+    NEIGHBOURS,
+    Privacy,
+    analytic_gaussian_std,
+    private_sketch,
+    sensitivity,
+)
+from ._recipe import (
+    BANDWIDTH_PROBE,
+    IMAGE_BANDWIDTH_FACTOR,
+    IMAGE_LAW,
+    IMAGE_MAX_FREQUENCIES,
+    auto_bandwidth,
+    default_frequencies,
+    image_bandwidth,
+    sketch_recipe,
+)
 from ._sketch import Sketch, sketch_distance
 
 __all__ = [
+    "BANDWIDTH_PROBE",
     "CLGN_BANDWIDTH",
     "CLGN_FREQUENCIES",
     "FORMAT_VERSION",
+    "IMAGE_BANDWIDTH_FACTOR",
+    "IMAGE_LAW",
+    "IMAGE_MAX_FREQUENCIES",
     "LAWS",
     "MECHANISMS",
     "NEIGHBOURS",
@@ -58,11 +79,15 @@ __all__ = [
     "Privacy",
     "Sketch",
     "SketchError",
+    "analytic_gaussian_std",
+    "auto_bandwidth",
     "default_bandwidth",
+    "default_frequencies",
     "estimate_bandwidth",
     "file_fingerprint",
     "gaussian_mixture_sketch",
     "gaussian_sketch",
+    "image_bandwidth",
     "mean_features",
     "prior_sketch",
     "private_sketch",
@@ -70,5 +95,6 @@ __all__ = [
     "sketch_dataset",
     "sketch_distance",
     "sketch_prior_distance",
+    "sketch_recipe",
     "unit_ball_scaling",
 ]

@@ -60,8 +60,11 @@ class Sketch:
         self._count = 0
         self._privacy: Privacy | None = None
         self._cache: dict[tuple, tuple] = {}
-        # Where the data came from, e.g. a toy's name: readers may draw fresh held-out points.
-        self.source: str | None = None
+        # What the data were, for readers (evaluation, samplers); none of it enters the features.
+        self.source: str | None = None  # a toy's or data set's name: held-out points come from it
+        self.data_dir: str | None = None  # where a registered data set's files were
+        self.sample_shape: tuple[int, ...] | None = None  # (C, H, W) of images: samples reshape
+        self.label: int | None = None  # the class of a per-class sketch (--by-label)
         self._pieces: tuple[Piece, ...] = ()
 
     features = property(lambda self: self._features, doc="The feature map (FourierFeatures).")
@@ -144,7 +147,14 @@ class Sketch:
         self._count += other._count
         self._pieces = (*self._pieces, *other._pieces)
         if self.source != other.source:
-            self.source = None  # a mixture of sources is no longer one data set
+            self.source = self.data_dir = None  # a mixture of sources is no longer one data set
+        if self.label != other.label:
+            self.label = None  # a mixture of classes
+        if self.sample_shape != other.sample_shape:
+            raise ValueError(
+                f"other must hold samples of the same shape as this sketch ({self.sample_shape}); "
+                f"got {other.sample_shape}."
+            )
         return self
 
     def copy(self) -> Sketch:
@@ -152,6 +162,7 @@ class Sketch:
         return Sketch.from_parts(
             self._features, center=self._center, scale=self._scale, total=self._sum.clone(),
             count=self._count, source=self.source, privacy=self._privacy, pieces=self._pieces,
+            data_dir=self.data_dir, sample_shape=self.sample_shape, label=self.label,
         )  # fmt: skip
 
     @classmethod
@@ -166,9 +177,13 @@ class Sketch:
         source: str | None = None,
         privacy: Privacy | None = None,
         pieces: tuple[Piece, ...] = (),
+        data_dir: str | None = None,
+        sample_shape: tuple[int, ...] | None = None,
+        label: int | None = None,
     ) -> Sketch:
         """The sketch with a given float64 feature ``total`` (2m,) (the ``sum`` property) and
-        ``count``, e.g. as read from a file or reduced over ranks.
+        ``count``, e.g. as read from a file or reduced over ranks; ``source``, ``data_dir``,
+        ``sample_shape`` and ``label`` describe the data (see the attributes of the same names).
 
         Raises:
             TypeError, ValueError: bad features, scaling, total or count.
@@ -184,6 +199,12 @@ class Sketch:
         sketch._sum, sketch._count = total.clone(), count
         sketch.source, sketch._privacy = source, privacy
         sketch._pieces = tuple(Piece(*piece) for piece in pieces)
+        sketch.data_dir, sketch.label = data_dir, label
+        if sample_shape is not None:
+            shape = tuple(int(s) for s in sample_shape)
+            if math.prod(shape) != features.dim or min(shape, default=0) < 1:
+                raise ValueError(f"sample_shape must have D={features.dim} elements; got {shape}.")
+            sketch.sample_shape = shape
         return sketch
 
     def with_noise(self, noise: torch.Tensor, count: int, privacy: Privacy) -> Sketch:

@@ -1,0 +1,105 @@
+"""The default frequencies of a sketch, by kind of data: one home for the law, m and the bandwidth.
+
+Part of :mod:`distmatch.sketch`, which re-exports the public names.
+
+- **Vectors** (the 2-D toys, any ``(N, D)`` array): the CL-GN recipe, data in the unit ball,
+  m = 10,000 folded-Gaussian frequencies, bandwidth ``sqrt(1e-3)``; ``auto`` fits the bandwidth
+  by the sketch method (:func:`estimate_bandwidth`).
+- **Images** (pixels in [0, 1], not rescaled): :data:`IMAGE_LAW` frequencies, m from
+  :func:`default_frequencies`, and the bandwidth of :func:`image_bandwidth`, a fraction
+  :data:`IMAGE_BANDWIDTH_FACTOR` of the median distance between images. The numbers behind
+  these choices are in ``docs/reproduction.md`` ("Frequencies for images").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._core import check_choice, check_positive, check_positive_int
+from ._bandwidth import estimate_bandwidth
+from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
+
+__all__ = [
+    "BANDWIDTH_PROBE",
+    "IMAGE_BANDWIDTH_FACTOR",
+    "IMAGE_LAW",
+    "IMAGE_MAX_FREQUENCIES",
+    "auto_bandwidth",
+    "default_frequencies",
+    "image_bandwidth",
+    "sketch_recipe",
+]
+
+BANDWIDTH_PROBE = 2_000  # random samples that an 'auto' bandwidth is estimated on
+IMAGE_LAW = "gaussian"  # measured against folded Gaussian, adapted radius and scale mixtures
+IMAGE_BANDWIDTH_FACTOR = 1.0  # bandwidth = factor x the median distance between images
+IMAGE_FREQUENCIES_PER_DIM = 5  # m = 5 D frequencies for images ...
+IMAGE_MAX_FREQUENCIES = 4_000  # ... at most this many
+
+
+def default_frequencies(dim: int, *, image: bool) -> int:
+    """m for data of dimension ``dim``: CL-GN's 10,000 for vectors; ``min(5 D, 4000)`` for
+    images (a step of the generator then costs about as much as the generator itself, and more
+    frequencies gave no better samples in the measurements)."""
+    check_positive_int(dim, "dim")
+    if not image:
+        return CLGN_FREQUENCIES
+    return min(IMAGE_FREQUENCIES_PER_DIM * dim, IMAGE_MAX_FREQUENCIES)
+
+
+def image_bandwidth(x: torch.Tensor, *, generator: torch.Generator | None = None) -> float:
+    """The bandwidth of image sketches: ``IMAGE_BANDWIDTH_FACTOR`` times the median pairwise
+    distance of the images ``x`` (N, D) (the median heuristic, :func:`estimate_bandwidth` with
+    ``method="median"``), on at most :data:`BANDWIDTH_PROBE` of them.
+
+    The sketch method fits the scale of the clusters of the data, which for images is far below
+    the distances between images: its kernel then sees every generated image as far from every
+    data image, and the generator gets no gradient (see the docstring of the module).
+    """
+    median = estimate_bandwidth(x, method="median", n_points=BANDWIDTH_PROBE, generator=generator)
+    return IMAGE_BANDWIDTH_FACTOR * median
+
+
+def auto_bandwidth(
+    x: torch.Tensor, *, image: bool, generator: torch.Generator | None = None
+) -> float:
+    """``--bandwidth auto``: :func:`image_bandwidth` for images, the sketch fit
+    (:func:`estimate_bandwidth`) for vectors; ``x`` (N, D) in the sketch's coordinates."""
+    if image:
+        return image_bandwidth(x, generator=generator)
+    return estimate_bandwidth(x, generator=generator)
+
+
+def sketch_recipe(
+    dim: int,
+    *,
+    image: bool,
+    law: str | None = None,
+    n_frequencies: int | None = None,
+    bandwidth: float | str | None = None,
+) -> tuple[str, int, float | None]:
+    """The frequencies of a sketch: what is given, the defaults of the data's kind for the rest.
+
+    Args:
+        dim: D, the dimension of the data.
+        image: whether the samples are images (pixels in [0, 1]).
+        law, n_frequencies: as given, or None for the default.
+        bandwidth: a number, ``"auto"``, or None for the default (vectors: CL-GN's ``sqrt(1e-3)``;
+            images: ``"auto"``).
+
+    Returns:
+        ``(law, m, bandwidth)``, with ``bandwidth`` None where it is to be estimated from the data
+        (:func:`auto_bandwidth`).
+
+    Raises:
+        ValueError: an unknown law, a non-positive m or bandwidth.
+    """
+    law = law if law is not None else (IMAGE_LAW if image else "folded_gaussian")
+    check_choice(law, "law", LAWS)
+    m = n_frequencies if n_frequencies is not None else default_frequencies(dim, image=image)
+    check_positive_int(m, "n_frequencies")
+    if bandwidth is None:
+        bandwidth = "auto" if image else CLGN_BANDWIDTH
+    if bandwidth == "auto":
+        return law, m, None
+    return law, m, check_positive(bandwidth, "bandwidth")
