@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import distributed
 from ..data import TOYS
 from ..generation import (
+    ESTIMATORS,
     LOSS_FORMS,
     MMD_KERNELS,
     MMD_LAWS,
@@ -22,7 +23,10 @@ from ..runs import NonFiniteLossError, TrainingInterrupted
 from ._common import UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
-    "--arch": ("arch", {"help": "generator architecture (clgn_mlp)"}),
+    "--arch": (
+        "arch",
+        {"help": "generator architecture (auto: conv for images, clgn_mlp for vectors)"},
+    ),
     "--latent-dim": ("latent_dim", {"type": int, "help": "latent dimension (the architecture's)"}),
     "--latent-codes": (
         "latent_codes",
@@ -37,10 +41,22 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     "--epochs": ("epochs", {"type": int, "help": "epochs (25)"}),
     "--patience": ("patience", {"type": int, "help": "early stopping patience in epochs (2)"}),
     "--min-delta": ("min_delta", {"type": float, "help": "early stopping min_delta (5e-4)"}),
+    "--estimator": (
+        "estimator",
+        {
+            "choices": ESTIMATORS,
+            "help": "of the batch's squared sketch distance (unbiased; biased: CL-GN's, which "
+            "rewards batches of alike samples)",
+        },
+    ),
     "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
+    "--data-dir": (
+        "data_dir",
+        {"help": "the data set's files (fit-mmd's data; evaluation: the sketch's own)"},
+    ),
     "--eval-data": (
         "eval_data",
-        {"help": "held-out data: a toy or .npy (default: the sketch's source)"},
+        {"help": "held-out data: a toy, data set or .npy (default: the sketch's source)"},
     ),
     "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (2000)"}),
     "--log-every": ("log_every", {"type": int, "help": "steps per metrics row (20)"}),
@@ -82,7 +98,8 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset",
         default=None,
-        help=f"a toy ({', '.join(TOYS)}) or a .npy file (N, D); with --resume: the run's own",
+        help=f"a toy ({', '.join(TOYS)}), a data set (with --data-dir), a folder of images or a "
+        ".npy file; with --resume: the run's own",
     )
     p.add_argument(
         "--kernel",
@@ -100,7 +117,8 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
         "--bandwidth",
         type=float,
         default=argparse.SUPPRESS,
-        help="kernel bandwidth in unit-ball coordinates",
+        help="kernel bandwidth in the sketch's coordinates (default: sqrt(1e-3) for vectors, "
+        "the image bandwidth of distmatch.sketch for images)",
     )
     _add_fit_flags(p)
 
@@ -166,7 +184,7 @@ def run_fit_sketch(args: argparse.Namespace) -> int:
 
 def run_fit_mmd(args: argparse.Namespace) -> int:
     dataset = args.dataset
-    if dataset is not None and dataset.endswith(".npy"):
+    if dataset is not None and (dataset.endswith(".npy") or Path(dataset).is_dir()):
         dataset = str(Path(dataset).expanduser().resolve())
     return _fit(args, "dataset", dataset)
 

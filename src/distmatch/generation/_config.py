@@ -11,10 +11,12 @@ from typing import Any
 
 from .. import runs
 from .._core import check_choice, check_positive, check_positive_int
-from ..sketch import CLGN_BANDWIDTH
+from ..distances import ESTIMATORS
 
 __all__ = [
     "DEFAULTS",
+    "ESTIMATORS",
+    "LEGACY",
     "LOSS_FORMS",
     "MMD_KERNELS",
     "MMD_LAWS",
@@ -29,6 +31,8 @@ OBJECTIVES = ("sketch", "mmd")
 LOSS_FORMS = ("squared", "root")
 MMD_KERNELS = ("matched", "multiscale")
 MMD_LAWS = ("gaussian", "folded_gaussian")  # laws whose kernel has a closed form (folded: 2-D)
+# What runs saved before a field existed did: the value they resume with.
+LEGACY = {"estimator": "biased", "arch": "clgn_mlp"}
 MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)  # factors on the bandwidth for kernel="multiscale"
 
 
@@ -39,21 +43,21 @@ class GeneratorConfig:
     # what to fit
     objective: str = "sketch"  # sketch: from a sketch file alone; mmd: exact MMD on the data
     sketch: str | None = None  # the .npz sketch (objective "sketch")
-    dataset: str | None = None  # objective "mmd": a toy (spiral, gmm, circle) or a .npy file
+    dataset: str | None = None  # objective "mmd": a toy, a data set, a folder of images, a .npy
+    data_dir: str | None = None  # the data set's files (mmd data; evaluation: the sketch's own)
     kernel: str = "matched"  # mmd: matched (the sketch law's kernel) | multiscale (Gaussian)
-    law: str = "folded_gaussian"  # mmd, kernel matched: gaussian | folded_gaussian (2-D)
-    bandwidth: float = CLGN_BANDWIDTH  # mmd kernel bandwidth, in the unit-ball coordinates
-    eval_data: str | None = (
-        None  # held-out data for evaluation: a toy or a .npy (default: the source)
-    )
+    law: str | None = None  # mmd, matched: gaussian | folded_gaussian (2-D); None: the recipe's
+    bandwidth: float | None = None  # mmd kernel bandwidth (sketch coordinates); None: the recipe's
+    eval_data: str | None = None  # held-out data: a toy, data set or .npy (default: the source)
     # generator
-    arch: str = "clgn_mlp"  # see distmatch.models.GENERATORS
+    arch: str = "auto"  # see distmatch.models.GENERATORS; auto: conv for images, clgn_mlp else
     latent_dim: int | None = None  # None: the architecture's default
     latent_codes: int | None = 100_000  # codes drawn once and kept; None: fresh codes every step
     # optimisation
     batch_size: int = 1000  # generated samples per step
     lr: float = 1e-3  # Adam learning rate
     loss_form: str = "squared"  # squared: the distance squared (MMD^2); root: the distance (MMD)
+    estimator: str = "unbiased"  # sketch distance from a batch (biased rewards alike samples)
     epochs: int = 25  # passes over the latent codes (or latent_codes / batch_size steps)
     patience: int = 2  # early stopping: epochs without a loss improvement of min_delta
     min_delta: float = 5e-4
@@ -67,8 +71,10 @@ class GeneratorConfig:
         """Checks every field; returns ``self``."""
         check_choice(self.objective, "objective", OBJECTIVES)
         check_choice(self.kernel, "kernel", MMD_KERNELS)
-        check_choice(self.law, "law", MMD_LAWS)
+        if self.law is not None:
+            check_choice(self.law, "law", MMD_LAWS)
         check_choice(self.loss_form, "loss_form", LOSS_FORMS)
+        check_choice(self.estimator, "estimator", ESTIMATORS)
         if self.objective == "sketch" and not self.sketch:
             raise ValueError(
                 "sketch must be the path of a sketch file for objective 'sketch'; got none."
@@ -77,7 +83,8 @@ class GeneratorConfig:
             raise ValueError(
                 "dataset must be a toy name or a .npy file for objective 'mmd'; got none."
             )
-        check_positive(self.bandwidth, "bandwidth")
+        if self.bandwidth is not None:
+            check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
         check_positive(self.min_delta, "min_delta")
         for name in ("batch_size", "epochs", "patience", "eval_points", "log_every"):
@@ -89,12 +96,19 @@ class GeneratorConfig:
 
 
 # Fields that may change when a run is resumed.
-RESUMABLE_FIELDS = frozenset({"epochs", "eval_points", "log_every", "device", "eval_data"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "eval_points", "log_every", "device", "eval_data", "data_dir"}
+)
 
-DEFAULTS = dataclasses.asdict(GeneratorConfig())
+# Each field's value in a config.json written before the field existed.
+DEFAULTS = {**dataclasses.asdict(GeneratorConfig()), **LEGACY}
 
 
 def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> GeneratorConfig:
     """The configuration saved in the generator run folder ``out``, with ``overrides`` applied
-    (:func:`distmatch.runs.resumed_config`)."""
-    return runs.resumed_config(out, GeneratorConfig, kind="generator", **overrides)
+    (:func:`distmatch.runs.resumed_config`); fields a run saved before they existed take the
+    values of :data:`LEGACY` (what such runs did: the biased estimator, the CL-GN generator)."""
+    saved = runs.RunDir(out)
+    config = saved.read_json(saved.config).get("config", {}) if saved.config.is_file() else {}
+    legacy = {k: v for k, v in LEGACY.items() if isinstance(config, dict) and k not in config}
+    return runs.resumed_config(out, GeneratorConfig, kind="generator", **legacy, **overrides)
