@@ -295,7 +295,8 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="samples of a trained run (autoencoder or generator)",
         description="Autoencoder runs: decoded prior draws as a PNG grid (image data) or .npy. "
-        "Generator runs: samples in the data's coordinates as .npy, or a 2-D histogram PNG.",
+        "Generator runs: images as a PNG grid or .npy (pixels in [0, 1]); vectors in the data's "
+        "coordinates as .npy, or a 2-D histogram PNG.",
     )
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")
@@ -313,7 +314,9 @@ def _sampler(run: RunDir, device: torch.device, suffix: str):
     """``(decode, latent_dim, sample_shape, is_image)`` of the run's trained network."""
     if run.read_json(run.config).get("kind") == "generator":
         _, generator, unscale = load_generator(run.root, device=device)
-        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, None, False
+        images = len(generator.sample_shape) == 3  # pixels in [0, 1]
+        shape = generator.sample_shape if images else None
+        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, shape, images
     record, model = load_autoencoder(run.root, device=device)
     if suffix == ".png" and not record["resolved"]["is_image"]:
         raise UsageError(
@@ -324,6 +327,10 @@ def _sampler(run: RunDir, device: torch.device, suffix: str):
         return decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
 
     return decode, model.latent_dim, model.sample_shape, bool(record["resolved"]["is_image"])
+
+
+def _drawn(run: RunDir) -> str:
+    return "generated from" if run.read_json(run.config).get("kind") == "generator" else "decoded"
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -353,7 +360,7 @@ def run_sample(args: argparse.Namespace) -> int:
                     samples,
                     args.out,
                     ncol=min(16, int(np.ceil(np.sqrt(args.num)))),
-                    title=f"{args.num} samples: decoded N(0, I) draws",
+                    title=f"{args.num} samples: {_drawn(RunDir(args.run))} N(0, I) draws",
                 )
             else:
                 save_histograms(None, samples.numpy(), args.out)
