@@ -254,7 +254,7 @@ def conv_generator(
     number of exact halvings of both sides that stay >= 4 (at most 4): MNIST 28 → 7 (k = 2),
     CIFAR-10 32 → 4 (k = 3), 8x8 digits → 4 (k = 1). Channels halve at each step, never below 8.
     Outputs in (0, 1), the pixel range of the data. At MNIST size (``width = 32``, latent 32):
-    58,657 parameters, about 2 M multiply-adds per image.
+    57,601 parameters, about 2 M multiply-adds per image.
 
     Args:
         sample_shape: an image ``(C, H, W)``.
