@@ -44,9 +44,10 @@ class HeldOut:
         center, scale: the sketch coordinates ``(x - center) / scale`` of vectors.
         points: held-out points for vector metrics.
         seed: of fresh toy draws.
+        what: the objective, named in errors ("sketch", "mmd").
     """
 
-    def __init__(self, source, data_dir, sample_shape, center, scale, points: int, seed: int):
+    def __init__(self, source, data_dir, sample_shape, center, scale, points: int, seed: int, what):
         self.sample_shape, self.center, self.scale = tuple(sample_shape), center, scale
         self.images = len(self.sample_shape) == 3
         self.toy, self.points, self.classifier, self.reference = None, None, None, None
@@ -59,8 +60,8 @@ class HeldOut:
         dim = self.sample_shape[0]
         if heldout.shape[1] != dim:
             raise ValueError(
-                f"eval_data must have the dimension of the data (D={dim}); got '{source}' of "
-                f"dimension {heldout.shape[1]}."
+                f"eval_data must have the dimension of the {what}'s data (D={dim}); got "
+                f"'{source}' of dimension {heldout.shape[1]}."
             )
         self.points = ((heldout - center) / scale).float()  # (Q, D) sketch coordinates
 

@@ -92,8 +92,9 @@ class GeneratorRun(RunEngine):
             source, data_dir = config.eval_data or config.dataset, config.data_dir
         s.sample_shape = tuple(shape)
         s.heldout = HeldOut(
-            source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1
-        )
+            source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1,
+            config.objective,
+        )  # fmt: skip
         s.toy = toy or s.heldout.toy
         s._check_memory(dim)
         arch = default_generator(shape) if config.arch == "auto" else config.arch
