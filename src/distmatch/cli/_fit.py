@@ -32,15 +32,21 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
         "latent_codes",
         {"type": int, "help": "codes drawn once and kept (100000); 0: fresh codes"},
     ),
-    "--batch-size": ("batch_size", {"type": int, "help": "generated samples per step (1000)"}),
+    "--batch-size": (
+        "batch_size",
+        {"type": int, "help": "generated samples per step (vectors 1000, images 500)"},
+    ),
     "--lr": ("lr", {"type": float, "help": "Adam learning rate (1e-3)"}),
     "--loss": (
         "loss_form",
         {"choices": LOSS_FORMS, "help": "squared distance (default) or the distance"},
     ),
-    "--epochs": ("epochs", {"type": int, "help": "epochs (25)"}),
+    "--epochs": ("epochs", {"type": int, "help": "epochs (vectors 25, images 10)"}),
     "--patience": ("patience", {"type": int, "help": "early stopping patience in epochs (2)"}),
-    "--min-delta": ("min_delta", {"type": float, "help": "early stopping min_delta (5e-4)"}),
+    "--min-delta": (
+        "min_delta",
+        {"type": float, "help": "early stopping min_delta (vectors 5e-4, images 1e-5)"},
+    ),
     "--estimator": (
         "estimator",
         {

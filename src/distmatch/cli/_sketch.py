@@ -163,7 +163,7 @@ def run_sketch(args: argparse.Namespace) -> int:
         if bandwidth is None:
             probe = source.probe(sk.BANDWIDTH_PROBE, args.seed) / scale
             gen = torch.Generator().manual_seed(args.seed)
-            bandwidth = sk.auto_bandwidth(probe, image=images, generator=gen)
+            bandwidth = sk.auto_bandwidth(probe, image=images, law=law, generator=gen)
             if distributed.is_main():
                 print(f"estimated bandwidth: {bandwidth:.6g}")
         features = sk.FourierFeatures(

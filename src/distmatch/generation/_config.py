@@ -12,6 +12,7 @@ from typing import Any
 from .. import runs
 from .._core import check_choice, check_positive, check_positive_int
 from ..distances import ESTIMATORS
+from ..sketch import SCALES
 
 __all__ = [
     "DEFAULTS",
@@ -23,6 +24,7 @@ __all__ = [
     "MULTISCALE",
     "OBJECTIVES",
     "RESUMABLE_FIELDS",
+    "TRAINING",
     "GeneratorConfig",
     "resumed_config",
 ]
@@ -30,10 +32,17 @@ __all__ = [
 OBJECTIVES = ("sketch", "mmd")
 LOSS_FORMS = ("squared", "root")
 MMD_KERNELS = ("matched", "multiscale")
-MMD_LAWS = ("gaussian", "folded_gaussian")  # laws whose kernel has a closed form (folded: 2-D)
+# laws whose kernel has a closed form (folded Gaussian: in 2-D)
+MMD_LAWS = ("gaussian", "folded_gaussian", "multiscale_gaussian")
+# The training recipe of the fields left None, by kind of data: the CL-GN recipe for vectors; for
+# images, the settings measured on MNIST (docs/reproduction.md, "Training from an image sketch").
+TRAINING = {
+    "vectors": {"batch_size": 1000, "epochs": 25, "min_delta": 5e-4},
+    "images": {"batch_size": 500, "epochs": 10, "min_delta": 1e-5},
+}
 # What runs saved before a field existed did: the value they resume with.
 LEGACY = {"estimator": "biased", "arch": "clgn_mlp"}
-MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)  # factors on the bandwidth for kernel="multiscale"
+MULTISCALE = SCALES  # factors on the bandwidth for kernel="multiscale" (the law's scales)
 
 
 @dataclasses.dataclass
@@ -53,14 +62,14 @@ class GeneratorConfig:
     arch: str = "auto"  # see distmatch.models.GENERATORS; auto: conv for images, clgn_mlp else
     latent_dim: int | None = None  # None: the architecture's default
     latent_codes: int | None = 100_000  # codes drawn once and kept; None: fresh codes every step
-    # optimisation
-    batch_size: int = 1000  # generated samples per step
+    # optimisation (None: the recipe of TRAINING for the data's kind)
+    batch_size: int | None = None  # generated samples per step: 1000 (vectors), 500 (images)
     lr: float = 1e-3  # Adam learning rate
     loss_form: str = "squared"  # squared: the distance squared (MMD^2); root: the distance (MMD)
     estimator: str = "unbiased"  # sketch distance from a batch (biased rewards alike samples)
-    epochs: int = 25  # passes over the latent codes (or latent_codes / batch_size steps)
+    epochs: int | None = None  # passes over the latent codes: 25 (vectors), 10 (images)
     patience: int = 2  # early stopping: epochs without a loss improvement of min_delta
-    min_delta: float = 5e-4
+    min_delta: float | None = None  # 5e-4 (vectors, CL-GN's), 1e-5 (images)
     seed: int = 0  # seeds initialisation, latent codes, batch order
     # evaluation and output
     eval_points: int = 2000  # generated and held-out points per evaluation
@@ -86,13 +95,21 @@ class GeneratorConfig:
         if self.bandwidth is not None:
             check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
-        check_positive(self.min_delta, "min_delta")
-        for name in ("batch_size", "epochs", "patience", "eval_points", "log_every"):
+        if self.min_delta is not None:
+            check_positive(self.min_delta, "min_delta")
+        for name in ("patience", "eval_points", "log_every"):
             check_positive_int(getattr(self, name), name)
-        for name in ("latent_dim", "latent_codes"):
+        for name in ("latent_dim", "latent_codes", "batch_size", "epochs"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         return self
+
+    def filled(self, *, images: bool) -> GeneratorConfig:
+        """A copy whose fields left None take the :data:`TRAINING` recipe of the data's kind."""
+        recipe = TRAINING["images" if images else "vectors"]
+        return dataclasses.replace(
+            self, **{k: v for k, v in recipe.items() if getattr(self, k) is None}
+        )
 
 
 # Fields that may change when a run is resumed.

@@ -58,8 +58,7 @@ class GeneratorRun(RunEngine):
     ) -> GeneratorRun:
         s = cls()
         run = RunDir(out)
-        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
-        distributed.check_divisible(config.batch_size, "batch_size")
+        config.validate()  # before anything is read: bad options fail first
         s.device = distributed.rank_device(config.device)
         s.law = s.bandwidth = None
         if config.objective == "sketch":
@@ -88,9 +87,12 @@ class GeneratorRun(RunEngine):
                     len(raw), generator=torch.Generator().manual_seed(config.seed)
                 )
                 probe = s.data[rows[: sk.BANDWIDTH_PROBE].to(s.device)]
-                s.bandwidth = sk.image_bandwidth(probe.double().cpu())
+                s.bandwidth = sk.image_bandwidth(probe.double().cpu(), law=s.law)
             source, data_dir = config.eval_data or config.dataset, config.data_dir
         s.sample_shape = tuple(shape)
+        config = config.filled(images=len(shape) == 3)
+        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
+        distributed.check_divisible(config.batch_size, "batch_size")
         s.heldout = HeldOut(
             source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1,
             config.objective,
@@ -202,8 +204,8 @@ class GeneratorRun(RunEngine):
             self.data.shape[0], (x.shape[0],), generator=self.rng, device=self.device
         )
         y = self.data[index]  # (B, D)
-        if self.config.kernel == "multiscale":
-            options = {"kernel": "gaussian", "scales": MULTISCALE}
+        if self.config.kernel == "multiscale" or self.law == "multiscale_gaussian":
+            options = {"kernel": "gaussian", "scales": MULTISCALE}  # the law's kernel, times 5
         else:
             options = {"kernel": "folded_gaussian" if self.law == "folded_gaussian" else "gaussian"}
         return self._form(distances.mmd(x, y, bandwidth=self.bandwidth, **options))

@@ -30,7 +30,7 @@ from ._bandwidth import estimate_bandwidth
 from ._features import QUANTIZED_GAIN, FourierFeatures, mean_features
 from ._gaussian import gaussian_mixture_sketch, gaussian_sketch
 from ._io import FORMAT_VERSION, SketchError
-from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
+from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS, SCALES
 from ._pass import sketch_dataset, unit_ball_scaling
 from ._pieces import Piece, file_fingerprint
 from ._prior import (
@@ -56,6 +56,7 @@ from ._recipe import (
     auto_bandwidth,
     default_frequencies,
     image_bandwidth,
+    radius_median,
     sketch_recipe,
 )
 from ._sketch import Sketch, sketch_distance
@@ -73,6 +74,7 @@ __all__ = [
     "NEIGHBOURS",
     "PRIOR_SCALES",
     "QUANTIZED_GAIN",
+    "SCALES",
     "SKETCH_FREQUENCIES",
     "FourierFeatures",
     "Piece",
@@ -91,6 +93,7 @@ __all__ = [
     "mean_features",
     "prior_sketch",
     "private_sketch",
+    "radius_median",
     "sensitivity",
     "sketch_dataset",
     "sketch_distance",

@@ -13,6 +13,8 @@ Part of :mod:`distmatch.sketch`, which re-exports the public names.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .._core import check_choice, check_positive, check_positive_int
@@ -27,6 +29,7 @@ __all__ = [
     "auto_bandwidth",
     "default_frequencies",
     "image_bandwidth",
+    "radius_median",
     "sketch_recipe",
 ]
 
@@ -47,26 +50,53 @@ def default_frequencies(dim: int, *, image: bool) -> int:
     return min(IMAGE_FREQUENCIES_PER_DIM * dim, IMAGE_MAX_FREQUENCIES)
 
 
-def image_bandwidth(x: torch.Tensor, *, generator: torch.Generator | None = None) -> float:
-    """The bandwidth of image sketches: ``IMAGE_BANDWIDTH_FACTOR`` times the median pairwise
-    distance of the images ``x`` (N, D) (the median heuristic, :func:`estimate_bandwidth` with
-    ``method="median"``), on at most :data:`BANDWIDTH_PROBE` of them.
+@functools.cache
+def radius_median(law: str, dim: int) -> float:
+    """The median radius ``R`` of ``law`` in dimension ``dim`` (200,001 draws, fixed seed)."""
+    draws = LAWS[law](200_001, dim, torch.Generator().manual_seed(0))
+    return float(draws.median())
 
-    The sketch method fits the scale of the clusters of the data, which for images is far below
-    the distances between images: its kernel then sees every generated image as far from every
-    data image, and the generator gets no gradient (see the docstring of the module).
+
+def image_bandwidth(
+    x: torch.Tensor,
+    *,
+    law: str = IMAGE_LAW,
+    factor: float = IMAGE_BANDWIDTH_FACTOR,
+    generator: torch.Generator | None = None,
+) -> float:
+    """The bandwidth of image sketches: ``factor`` times the median pairwise distance of the
+    images ``x`` (N, D) (the median heuristic, :func:`estimate_bandwidth` with
+    ``method="median"``, on at most :data:`BANDWIDTH_PROBE` of them), for the Gaussian laws.
+
+    For a law whose radii are not ``chi_D`` (folded Gaussian, adapted radius: ``R`` of order 1
+    whatever ``D``) the bandwidth is multiplied by ``median R_law / median chi_D``, so that the
+    median frequency ``|omega| = R / bandwidth`` is the Gaussian law's: the laws are compared at
+    the same frequency scale, and differ in how the radii spread around it.
+
+    The sketch method (Keriven et al.) fits the scale of the data's clusters, far below the
+    distances between images: with it, every generated image starts far from every data image
+    in the kernel's eyes, and the generator gets no gradient.
     """
+    check_choice(law, "law", LAWS)
     median = estimate_bandwidth(x, method="median", n_points=BANDWIDTH_PROBE, generator=generator)
-    return IMAGE_BANDWIDTH_FACTOR * median
+    dim = x.shape[1]
+    ratio = 1.0
+    if law not in ("gaussian", "multiscale_gaussian"):
+        ratio = radius_median(law, dim) / radius_median("gaussian", dim)
+    return factor * median * ratio
 
 
 def auto_bandwidth(
-    x: torch.Tensor, *, image: bool, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    *,
+    image: bool,
+    law: str = IMAGE_LAW,
+    generator: torch.Generator | None = None,
 ) -> float:
     """``--bandwidth auto``: :func:`image_bandwidth` for images, the sketch fit
     (:func:`estimate_bandwidth`) for vectors; ``x`` (N, D) in the sketch's coordinates."""
     if image:
-        return image_bandwidth(x, generator=generator)
+        return image_bandwidth(x, law=law, generator=generator)
     return estimate_bandwidth(x, generator=generator)
 
 
