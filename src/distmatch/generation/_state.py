@@ -28,6 +28,10 @@ from ..sketch import Sketch, sketch_distance, unit_ball_scaling
 from ._config import DEFAULTS, MULTISCALE, RESUMABLE_FIELDS, GeneratorConfig
 from ._evaluation import FIGURE_POINTS, HeldOut
 
+# Figures are redrawn after an epoch while the time spent drawing them stays under this share of
+# the run's; the first and the last evaluation always draw them.
+FIGURE_SHARE = 0.05
+
 __all__ = ["GeneratorRun"]
 
 log = logging.getLogger("distmatch.generation")
@@ -117,6 +121,7 @@ class GeneratorRun(RunEngine):
         s.total_steps = config.epochs * s.steps_per_epoch
         s.epoch_meter = Meter()
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
+        s.figure_seconds = 0.0
         s.begin(run, s._record(dim), state)
         return s
 
@@ -152,7 +157,7 @@ class GeneratorRun(RunEngine):
         }
 
     def before_first_save(self) -> None:
-        self.evaluate()  # the untrained generator: where the curves start
+        self.evaluate(final=True)  # the untrained generator: where the curves start
 
     # --------------------------------------------------------------------------------- a step
     def epoch_order(self) -> torch.Tensor:
@@ -248,14 +253,17 @@ class GeneratorRun(RunEngine):
         row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, **means}
         if self.world.is_main:
             self.run.append_metrics(row)
-        self.evaluate()
+        self.evaluate(final=self.epoch >= self.config.epochs or self.stopped_early)
         self.save()
 
-    def evaluate(self) -> dict[str, float]:
-        """Held-out metrics, a metrics row and figures (rank 0 only)."""
+    def evaluate(self, *, final: bool = False) -> dict[str, float]:
+        """Held-out metrics and a metrics row, and figures when they keep within their share of
+        the run's time (``FIGURE_SHARE``) or ``final`` (rank 0 only)."""
         if not self.world.is_main:
             return {}
         started = time.perf_counter()
+        wall = started - self.started + self.elapsed
+        draw = final or self.figure_seconds <= FIGURE_SHARE * wall
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
         images = len(self.sample_shape) == 3
         shown = self.config.eval_points if images else max(self.config.eval_points, FIGURE_POINTS)
@@ -264,9 +272,12 @@ class GeneratorRun(RunEngine):
             samples = self.generator(z.to(self.device)).cpu()  # (P, *sample_shape)
         metrics = self.heldout.metrics(samples[: self.config.eval_points], gen)
         self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
-        self.heldout.figures(
-            samples, self.run.figures, self.sketch, self.run.read_metrics(), self.loss_label()
-        )
+        if draw:
+            drawing = time.perf_counter()
+            self.heldout.figures(
+                samples, self.run.figures, self.sketch, self.run.read_metrics(), self.loss_label()
+            )
+            self.figure_seconds += time.perf_counter() - drawing
         self.eval_seconds += time.perf_counter() - started
         return metrics
 
