@@ -51,8 +51,8 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
         "estimator",
         {
             "choices": ESTIMATORS,
-            "help": "of the batch's squared sketch distance (unbiased; biased: CL-GN's, which "
-            "rewards batches of alike samples)",
+            "help": "of the batch's squared sketch distance (vectors: biased, CL-GN's; images: "
+            "unbiased, since the biased one rewards batches of alike samples)",
         },
     ),
     "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
