@@ -45,16 +45,16 @@ def test_an_image_sketch_records_its_shape_source_and_the_image_recipe(digits_sk
     train = load_split("digits", "train")
     x = train.get_batch(torch.arange(1500)).flatten(1).double()
     probe = x[torch.randperm(1500, generator=torch.Generator().manual_seed(0))[:2000].sort()[0]]
-    expected = sk.image_bandwidth(probe, generator=torch.Generator().manual_seed(0))
+    expected = sk.median_bandwidth(probe, generator=torch.Generator().manual_seed(0))
     assert f.bandwidth == pytest.approx(expected)
     direct = sk.Sketch(sk.FourierFeatures.from_frequencies(f.frequencies.double())).update(x)
     torch.testing.assert_close(s.mean, direct.mean, rtol=0, atol=1e-6)
 
 
-def test_image_bandwidth_is_the_factor_times_the_median_distance():
+def test_median_bandwidth_is_the_factor_times_the_median_distance():
     x = torch.rand(300, 20, dtype=torch.float64)
     median = float(torch.pdist(x).median())
-    assert sk.image_bandwidth(x) == pytest.approx(sk.IMAGE_BANDWIDTH_FACTOR * median)
+    assert sk.median_bandwidth(x) == pytest.approx(sk.MEDIAN_FACTOR * median)
 
 
 def test_the_recipe_keeps_clgn_for_vectors_and_follows_dimension_for_images():

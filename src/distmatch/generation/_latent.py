@@ -16,8 +16,10 @@ Part of :mod:`distmatch.generation`.
 
 Coordinates: the codes are divided by the largest norm among the first ``probe`` training codes
 (about the unit ball, as CL-GN scales its data), stored in the sketch and undone when sampling. The
-kernel is Gaussian; its bandwidth is fitted on those probe codes (Keriven et al.'s sketch-based fit)
-unless given. Writes ``OUT/sketch.npz``, ``OUT/test_codes.npy`` (held-out codes for the generator's
+frequencies are those of image sketches (:data:`distmatch.sketch.IMAGE_LAW`, bandwidth by the median
+heuristic on the probe codes, :func:`distmatch.sketch.median_bandwidth`) unless given: Keriven et
+al.'s sketch-based fit gives the per-coordinate spread of the codes, a kernel far too narrow in 20
+dimensions (the samples then crowded onto three digits). Writes ``OUT/sketch.npz``, ``OUT/test_codes.npy`` (held-out codes for the generator's
 evaluation), the generator run ``OUT/run``, ``OUT/samples.png`` and ``OUT/result.json``.
 """
 
@@ -65,6 +67,7 @@ def fit_latent_sketch(
     out: str | os.PathLike[str] | None = None,
     *,
     n_frequencies: int = 2000,
+    law: str = sk.IMAGE_LAW,
     bandwidth: float | None = None,
     epochs: int = 25,
     arch: str = "mlp",
@@ -82,7 +85,9 @@ def fit_latent_sketch(
         out: the output folder (default ``RUN/latent``); a finished generator run there is reused,
             an unfinished one resumed.
         n_frequencies: m of the latent sketch.
-        bandwidth: Gaussian kernel bandwidth in the scaled coordinates; ``None`` fits it.
+        law: the frequency law (default that of image sketches, :data:`distmatch.sketch.IMAGE_LAW`).
+        bandwidth: kernel bandwidth in the scaled coordinates; ``None``: the median heuristic of
+            :func:`distmatch.sketch.median_bandwidth`.
         epochs, arch, batch_size, latent_codes, seed: of the generator training
             (:class:`distmatch.generation.GeneratorConfig`).
         data_dir: where the data set is now (default: as trained).
@@ -109,9 +114,9 @@ def fit_latent_sketch(
         probe = torch.cat(list(_encoded(model, train, batch_size, dev, PROBE)))  # (P, D)
         scale = float(probe.norm(dim=1).max())
         gen = torch.Generator().manual_seed(seed)
-        width = bandwidth or sk.estimate_bandwidth(probe / scale, generator=gen)
+        width = bandwidth or sk.median_bandwidth(probe / scale, law=law, generator=gen)
         features = sk.FourierFeatures(
-            model.latent_dim, n_frequencies, law="gaussian", bandwidth=width, generator=gen
+            model.latent_dim, n_frequencies, law=law, bandwidth=width, generator=gen
         )
         latent = sk.sketch_dataset(
             _encoded(model, train, batch_size, dev), features, scale=scale, progress=progress

@@ -91,7 +91,7 @@ class GeneratorRun(RunEngine):
                     len(raw), generator=torch.Generator().manual_seed(config.seed)
                 )
                 probe = s.data[rows[: sk.BANDWIDTH_PROBE].to(s.device)]
-                s.bandwidth = sk.image_bandwidth(probe.double().cpu(), law=s.law)
+                s.bandwidth = sk.median_bandwidth(probe.double().cpu(), law=s.law)
             source, data_dir = config.eval_data or config.dataset, config.data_dir
         s.sample_shape = tuple(shape)
         config = config.filled(images=len(shape) == 3)

@@ -6,8 +6,8 @@ Part of :mod:`distmatch.sketch`, which re-exports the public names.
   m = 10,000 folded-Gaussian frequencies, bandwidth ``sqrt(1e-3)``; ``auto`` fits the bandwidth
   by the sketch method (:func:`estimate_bandwidth`).
 - **Images** (pixels in [0, 1], not rescaled): :data:`IMAGE_LAW` frequencies, m from
-  :func:`default_frequencies`, and the bandwidth of :func:`image_bandwidth`, a fraction
-  :data:`IMAGE_BANDWIDTH_FACTOR` of the median distance between images. The numbers behind
+  :func:`default_frequencies`, and the bandwidth of :func:`median_bandwidth`, a fraction
+  :data:`MEDIAN_FACTOR` of the median distance between images. The numbers behind
   these choices are in ``docs/reproduction.md`` ("Frequencies for images").
 """
 
@@ -23,19 +23,19 @@ from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
 
 __all__ = [
     "BANDWIDTH_PROBE",
-    "IMAGE_BANDWIDTH_FACTOR",
     "IMAGE_LAW",
     "IMAGE_MAX_FREQUENCIES",
+    "MEDIAN_FACTOR",
     "auto_bandwidth",
     "default_frequencies",
-    "image_bandwidth",
+    "median_bandwidth",
     "radius_median",
     "sketch_recipe",
 ]
 
 BANDWIDTH_PROBE = 2_000  # random samples that an 'auto' bandwidth is estimated on
 IMAGE_LAW = "gaussian"  # measured against folded Gaussian, adapted radius and scale mixtures
-IMAGE_BANDWIDTH_FACTOR = 1.0  # bandwidth = factor x the median distance between images
+MEDIAN_FACTOR = 1.0  # bandwidth = factor x the median distance between images
 IMAGE_FREQUENCIES_PER_DIM = 5  # m = 5 D frequencies for images ...
 IMAGE_MAX_FREQUENCIES = 4_000  # ... at most this many
 
@@ -57,25 +57,28 @@ def radius_median(law: str, dim: int) -> float:
     return float(draws.median())
 
 
-def image_bandwidth(
+def median_bandwidth(
     x: torch.Tensor,
     *,
     law: str = IMAGE_LAW,
-    factor: float = IMAGE_BANDWIDTH_FACTOR,
+    factor: float = MEDIAN_FACTOR,
     generator: torch.Generator | None = None,
 ) -> float:
-    """The bandwidth of image sketches: ``factor`` times the median pairwise distance of the
-    images ``x`` (N, D) (the median heuristic, :func:`estimate_bandwidth` with
-    ``method="median"``, on at most :data:`BANDWIDTH_PROBE` of them), for the Gaussian laws.
+    """The bandwidth of high-dimensional sketches (images, latent codes): ``factor`` times the
+    median pairwise distance of the points ``x`` (N, D) (the median heuristic,
+    :func:`estimate_bandwidth` with ``method="median"``, on at most :data:`BANDWIDTH_PROBE` of
+    them), for the Gaussian laws.
 
     For a law whose radii are not ``chi_D`` (folded Gaussian, adapted radius: ``R`` of order 1
     whatever ``D``) the bandwidth is multiplied by ``median R_law / median chi_D``, so that the
     median frequency ``|omega| = R / bandwidth`` is the Gaussian law's: the laws are compared at
     the same frequency scale, and differ in how the radii spread around it.
 
-    The sketch method (Keriven et al.) fits the scale of the data's clusters, far below the
-    distances between images: with it, every generated image starts far from every data image
-    in the kernel's eyes, and the generator gets no gradient.
+    The sketch method (Keriven et al.) fits the scale of the data's clusters, the per-coordinate
+    spread ``s``, while two points of such a cluster in D dimensions lie about ``s sqrt(2 D)``
+    apart: a Gaussian kernel of width ``s`` gives them ``exp(-D)``. Every generated sample then
+    starts far from every data point in the kernel's eyes and the generator gets almost no
+    gradient (MNIST: samples stay noise; MNIST's 20-D CWAE codes: three digits).
     """
     check_choice(law, "law", LAWS)
     median = estimate_bandwidth(x, method="median", n_points=BANDWIDTH_PROBE, generator=generator)
@@ -93,10 +96,10 @@ def auto_bandwidth(
     law: str = IMAGE_LAW,
     generator: torch.Generator | None = None,
 ) -> float:
-    """``--bandwidth auto``: :func:`image_bandwidth` for images, the sketch fit
+    """``--bandwidth auto``: :func:`median_bandwidth` for images, the sketch fit
     (:func:`estimate_bandwidth`) for vectors; ``x`` (N, D) in the sketch's coordinates."""
     if image:
-        return image_bandwidth(x, law=law, generator=generator)
+        return median_bandwidth(x, law=law, generator=generator)
     return estimate_bandwidth(x, generator=generator)
 
 
