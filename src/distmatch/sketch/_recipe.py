@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 BANDWIDTH_PROBE = 2_000  # random samples that an 'auto' bandwidth is estimated on
-IMAGE_LAW = "gaussian"  # measured against folded Gaussian, adapted radius and scale mixtures
+IMAGE_LAW = "multiscale_gaussian"  # measured against Gaussian, folded Gaussian, adapted radius
 MEDIAN_FACTOR = 1.0  # bandwidth = factor x the median distance between images
 IMAGE_FREQUENCIES_PER_DIM = 5  # m = 5 D frequencies for images ...
 IMAGE_MAX_FREQUENCIES = 4_000  # ... at most this many
