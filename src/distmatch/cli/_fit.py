@@ -8,8 +8,20 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from .. import distributed
-from ..data import TOYS
+from .._core import resolve_device
+from ..data import TOYS, load_split
+from ..evaluation import (
+    autoencoder_fid,
+    classifier_metrics,
+    decoded_samples,
+    load_classifier,
+    load_generator,
+    load_inception,
+    reference_summary,
+)
 from ..generation import (
     ESTIMATORS,
     LOSS_FORMS,
@@ -20,6 +32,7 @@ from ..generation import (
     train_generator,
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
+from ..sketch import Sketch
 from ._common import UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
@@ -193,6 +206,56 @@ def run_fit_mmd(args: argparse.Namespace) -> int:
     if dataset is not None and (dataset.endswith(".npy") or Path(dataset).is_dir()):
         dataset = str(Path(dataset).expanduser().resolve())
     return _fit(args, "dataset", dataset)
+
+
+class _Decoder(torch.nn.Module):
+    """An image generator seen as a decoder (``decode``, ``latent_dim``), for the FID helpers."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator, self.latent_dim = generator, generator.latent_dim
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+
+def evaluate_generator_run(args: argparse.Namespace) -> dict:
+    """``distmatch evaluate`` of an image generator run: the classifier metric of
+    ``--fid-samples`` samples against the test split, and the FID with ``--fid``."""
+    device = resolve_device(args.device)
+    record, generator, _ = load_generator(args.run, device=device)
+    if len(generator.sample_shape) != 3:
+        raise UsageError("evaluate needs an image generator run; this run's samples are vectors.")
+    config = record["config"]
+    if config.get("sketch"):
+        sketch = Sketch.load(config["sketch"])
+        source, data_dir = config.get("eval_data") or sketch.source, sketch.data_dir
+    else:
+        source, data_dir = config.get("eval_data") or config["dataset"], config.get("data_dir")
+    data_dir = args.data_dir or config.get("data_dir") or data_dir
+    if source is None:
+        raise UsageError("the run names no data set to evaluate against; rerun with --data-dir.")
+    test = load_split(source, "test", data_dir=data_dir)
+    inception = None
+    if args.fid:  # fail on missing weights before any long computation
+        inception = load_inception(args.inception_weights, download=args.download_weights)
+    gen = torch.Generator().manual_seed(args.seed)
+    model = _Decoder(generator)
+    samples = torch.cat(
+        list(decoded_samples(model, args.fid_samples, generator=gen, device=device))
+    )
+    metrics: dict = {"samples": args.fid_samples}
+    train = load_split(source, "train", data_dir=data_dir)
+    if train.labels is not None:
+        classifier = load_classifier(train)
+        reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))
+        metrics.update(classifier_metrics(classifier, samples, reference))
+    if inception is not None:
+        gen = torch.Generator().manual_seed(args.seed)
+        metrics["fid"] = autoencoder_fid(
+            model, test, inception, samples=args.fid_samples, generator=gen, device=device
+        )
+    return metrics
 
 
 COMMANDS = {

@@ -35,6 +35,7 @@ from ..training import (
 )
 from ..window import INITS, REFRESHES
 from ._common import UsageError
+from ._fit import evaluate_generator_run
 
 # Flag -> TrainConfig field. Flags default to "not given" so that --resume can tell what changed.
 _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
@@ -208,10 +209,11 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "Computes rec_error, wae_distance and cw_distance (as the MoW paper defines them) on "
             "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
             "samples (needs the Inception weights file), --parzen the Parzen-window "
-            "log-likelihood of the test split (GMMN protocol)."
+            "log-likelihood of the test split (GMMN protocol). Image generator runs (fit-sketch, "
+            "fit-mmd): the classifier metric of --fid-samples samples, and --fid."
         ),
     )
-    p.add_argument("run", type=Path, help="run folder written by distmatch train")
+    p.add_argument("run", type=Path, help="run folder of distmatch train, fit-sketch or fit-mmd")
     p.add_argument(
         "--data-dir", default=None, help="where the data set is now (default: as trained)"
     )
@@ -246,6 +248,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 2:
             name = "--" + flag.replace("_", "-")
             raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
+    run = RunDir(args.run)
+    if run.read_json(run.config).get("kind") == "generator":
+        if args.parzen:
+            raise UsageError("--parzen is for autoencoder runs; this is a generator run.")
+        metrics = evaluate_generator_run(args)
+        run.write_json(run.eval, {**metrics, "split": "test", "seed": args.seed})
+        print(json.dumps(metrics, indent=2))
+        print(f"written to {run.eval}")
+        return 0
     device = resolve_device(args.device)
     record, model = load_autoencoder(args.run, device=device)
     config = record["config"]
@@ -280,7 +291,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 device=device,
             )
         )
-    run = RunDir(args.run)
     run.write_json(run.eval, {**metrics, "split": "test", "points": args.points, "seed": args.seed})
     print(json.dumps(metrics, indent=2))
     print(f"written to {run.eval}")

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 CLASSIFIER_EPOCHS = 2
 CLASSIFIER_MIN_STEPS = 500  # small data sets (8x8 digits) train for more epochs
-CLASSIFIER_VERSION = 1  # part of the cache key: bump when the network or its training changes
+CLASSIFIER_VERSION = 2  # part of the cache key: bump when the network or its training changes
 COVERED_SHARE = 0.2  # a class is covered when it gets at least this fraction of a uniform share
 
 
