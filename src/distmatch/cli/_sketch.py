@@ -9,17 +9,16 @@ import math
 import secrets
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from .. import distributed
 from .. import sketch as sk
-from ..data import TOYS, FlatRows, dataset_names, load_split, toy_dataset
-from ..evaluation import statistics_key
 from ..sketch import LAWS, Sketch
 from ._common import UsageError
+from ._sketch_data import groups as groups_of
+from ._sketch_data import labelled, sketch_source
 
 # ------------------------------------------------------------------------------------------ sketch
 
@@ -108,48 +107,25 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-@dataclasses.dataclass
-class _Source:
-    """What ``--dataset`` names: the data (an (N, D) array, or a sample set read in chunks) and
-    what the sketch file records about it."""
-
-    data: Any  # (N, D) array (toys, vector .npy) or a distmatch.data.SampleSet
-    count: int
-    dim: int
-    fingerprint: str  # of the whole data set, for the pieces of the file
-    name: str | None = None  # the sketch's source: held-out data for evaluation come from it
-    data_dir: str | None = None
-    sample_shape: tuple[int, ...] | None = None  # images
-    labels: torch.Tensor | None = None
-
-    def rows(self, index: torch.Tensor, batch_size: int):
-        """The rows ``index`` as data for :func:`distmatch.sketch.sketch_dataset`."""
-        if isinstance(self.data, np.ndarray):
-            return self.data[index.numpy()] if len(index) < self.count else self.data
-        return FlatRows(self.data, index, batch_size)
-
-    def probe(self, n: int, seed: int) -> torch.Tensor:
-        """(n', D) float64: at most ``n`` random rows, for bandwidth estimates."""
-        rows = torch.randperm(self.count, generator=torch.Generator().manual_seed(seed))[:n]
-        rows = rows.sort().values
-        if isinstance(self.data, np.ndarray):
-            return torch.from_numpy(np.asarray(self.data[rows.numpy()], dtype=np.float64))
-        return self.data.get_batch(rows).flatten(1).double()
-
-
 def run_sketch(args: argparse.Namespace) -> int:
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
     privacy = _privacy_options(args)
-    source = _sketch_source(args)
+    source = sketch_source(args)
     images = source.sample_shape is not None
     law, n_frequencies, bandwidth = sk.sketch_recipe(
         source.dim, image=images, law=args.law, n_frequencies=args.n_frequencies,
         bandwidth=_bandwidth_flag(args.bandwidth),
     )  # fmt: skip
     fixed_scale = _fixed_scale(args.scale, images)
-    groups = _groups(args, source)
-    outs = [_labelled(args.out, label) for label, _ in groups]
+    if privacy is not None and (bandwidth is None or fixed_scale is None):
+        raise UsageError(
+            "--epsilon needs a --bandwidth number and a fixed --scale (none or a number): "
+            "estimating them from the data would leak what the privacy guarantee does not "
+            f"cover; got --bandwidth {args.bandwidth or 'auto'} and --scale {args.scale}."
+        )
+    groups = groups_of(args, source)
+    outs = [labelled(args.out, label) for label, _ in groups]
     for out in outs:
         if out.exists():
             raise UsageError(f"--out '{out}' exists already; choose another file or remove it.")
@@ -219,23 +195,6 @@ def run_sketch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled(out: Path, label: int | None) -> Path:
-    """``OUT.npz`` for the whole data, ``OUT-<label>.npz`` for one class."""
-    return out if label is None else out.with_name(f"{out.stem}-{label}{out.suffix}")
-
-
-def _groups(args: argparse.Namespace, source: _Source) -> list[tuple[int | None, torch.Tensor]]:
-    """``[(None, all rows)]``, or with --by-label ``[(label, its rows in data order), ...]``."""
-    if not args.by_label:
-        return [(None, torch.arange(source.count))]
-    if source.labels is None:
-        raise UsageError(f"--by-label needs a labelled data set; '{args.dataset}' has no labels.")
-    if args.shard:
-        raise UsageError("--by-label and --shard cannot be combined; sketch each class whole.")
-    labels = source.labels
-    return [(int(c), torch.nonzero(labels == c).flatten()) for c in torch.unique(labels)]
-
-
 def _privacy_options(args: argparse.Namespace) -> dict | None:
     """The keyword arguments of :func:`distmatch.sketch.private_sketch`, or None (no --epsilon)."""
     if args.epsilon is None:
@@ -245,43 +204,8 @@ def _privacy_options(args: argparse.Namespace) -> dict | None:
     if not (0 < args.epsilon < math.inf):
         raise UsageError(f"--epsilon must be a positive number; got {args.epsilon}.")
     mechanism = args.mechanism or ("laplace" if args.delta == 0 else "analytic_gaussian")
+    sk.check_budget(args.epsilon, args.delta, mechanism)  # before the pass over the data
     return {"epsilon": args.epsilon, "delta": args.delta, "mechanism": mechanism}
-
-
-def _sketch_source(args: argparse.Namespace) -> _Source:
-    """The data of --dataset: toy draws, a memory-mapped (N, D) .npy array, or the training
-    split of a data set (images, read in chunks)."""
-    if args.dataset in TOYS:
-        data = toy_dataset(args.dataset, args.points, seed=args.seed).numpy()
-        fingerprint = f"toy:{args.dataset}:points={args.points}:seed={args.seed}"
-        return _Source(data, len(data), data.shape[1], fingerprint, name=args.dataset)
-    path = Path(args.dataset).expanduser()
-    if args.dataset.endswith(".npy"):
-        if not path.is_file():
-            raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-        if data.ndim == 2 and data.dtype != np.uint8:  # vectors: streamed from the memory map
-            return _Source(data, len(data), data.shape[1], sk.file_fingerprint(path, "npy"))
-    elif args.dataset not in dataset_names() and not (path.is_dir() or path.suffix == ".zip"):
-        raise UsageError(
-            f"--dataset must be a toy ({', '.join(sorted(TOYS))}), a data set "
-            f"({', '.join(dataset_names())}), a folder or zip of images, or a .npy file; got "
-            f"'{args.dataset}'."
-        )
-    train = load_split(args.dataset, "train", data_dir=args.data_dir, image_size=args.image_size)
-    shape = tuple(train.sample_shape)
-    where = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
-    named = args.dataset if args.dataset in dataset_names() else str(path.resolve())
-    return _Source(
-        train,
-        len(train),
-        math.prod(shape),
-        f"dataset:{statistics_key(train)}",
-        name=named,
-        data_dir=where,
-        sample_shape=shape if train.is_image else None,
-        labels=train.labels,
-    )
 
 
 def _bandwidth_flag(value: str | None) -> float | str | None:

@@ -45,6 +45,7 @@ from ._privacy import (
     NEIGHBOURS,
     Privacy,
     analytic_gaussian_std,
+    check_budget,
     private_sketch,
     sensitivity,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "SketchError",
     "analytic_gaussian_std",
     "auto_bandwidth",
+    "check_budget",
     "default_bandwidth",
     "default_frequencies",
     "estimate_bandwidth",

@@ -24,6 +24,7 @@ __all__ = [
     "NEIGHBOURS",
     "Privacy",
     "analytic_gaussian_std",
+    "check_budget",
     "private_sketch",
     "sensitivity",
 ]
@@ -99,7 +100,13 @@ def analytic_gaussian_std(epsilon: float, delta: float, sensitivity: float) -> f
     return math.exp(scipy.optimize.brentq(excess, lo, hi, xtol=1e-12))
 
 
-def _check_budget(epsilon: object, delta: object, mechanism: str) -> tuple[float, float]:
+def check_budget(epsilon: object, delta: object, mechanism: str) -> tuple[float, float]:
+    """``(epsilon, delta)`` checked for ``mechanism`` (before any data is read).
+
+    Raises:
+        TypeError, ValueError: as :func:`private_sketch` does.
+    """
+    check_choice(mechanism, "mechanism", MECHANISMS)
     epsilon = check_positive(epsilon, "epsilon")
     if isinstance(delta, bool) or not isinstance(delta, int | float):
         raise TypeError(f"delta must be a number; got {type(delta).__name__}.")
@@ -196,7 +203,7 @@ def private_sketch(
         raise ValueError(f"sketch must hold at least one sample; got count={sketch.count}.")
     check_choice(mechanism, "mechanism", MECHANISMS)
     check_choice(neighbours, "neighbours", NEIGHBOURS)
-    epsilon, delta = _check_budget(epsilon, delta, mechanism)
+    epsilon, delta = check_budget(epsilon, delta, mechanism)
     features = sketch.features
     m = features.n_frequencies
     norm = 1 if mechanism == "laplace" else 2
