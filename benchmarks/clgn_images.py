@@ -12,7 +12,10 @@ process with ``--threads`` threads and reads its run folder:
 - ``c``: ``distmatch fit-mmd`` with the defaults: the same kernel, generator, batches and epochs
   as ``a``; it reads a batch of the data every step (passes over the data = steps x batch / N).
 - ``d``: private sketches at each ``--epsilons`` (``--delta``, analytic Gaussian mechanism), then
-  ``fit-sketch`` with the defaults.
+  ``fit-sketch`` with the defaults. A private sketch needs a public bandwidth: the non-private
+  sketch's (the median distance of MNIST images) stands in for one chosen on public data.
+- ``--epochs N`` trains rows ``c`` and ``d`` for N epochs only; compare them with row ``a``'s
+  evaluation after N epochs (its ``metrics.jsonl``).
 - ``e``: DP-MERF's published setting with our code: 500 frequencies, 5 epochs, no noise.
 
 Quality is the offline classifier metric (``distmatch.evaluation.classifier_metrics``) of 2,000
@@ -37,6 +40,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from distmatch.sketch import Sketch
 
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
 ROWS = ("sketch", "gaussian", "a", "b", "c", "d", "e")
@@ -149,18 +154,20 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
                      "passes": args.ae_epochs + 2, "train_s": ae_s + s["wall_seconds"],
                      **quality(decoded, "decoded_")})  # fmt: skip
         copy_grid(latent / "samples.png", grids, f"{name}-b.png")
+    short = ["--epochs", str(args.epochs)] if args.epochs else []
     if "c" in args.rows:
         r = fit_row(["fit-mmd", "--dataset", name, "--data-dir", str(data_dir)], out / "c", t, log)
         rows.append({"row": "(c) exact MMD, same kernel (fit-mmd)",
                      "passes": round(r["steps"] * r["batch"] / n_train, 1), **r})  # fmt: skip
         copy_grid(out / "c" / "figures" / "samples.png", grids, f"{name}-c.png")
     if "d" in args.rows:
+        bandwidth = Sketch.load(path).features.bandwidth
         for eps in args.epsilons:
             private, _ = sketch_row(
-                f"{name}-eps{eps:g}", data_dir, out, t, log,
-                "--epsilon", f"{eps:g}", "--delta", f"{args.delta:g}",
+                f"{name}-eps{eps:g}", data_dir, out, t, log, "--epsilon", f"{eps:g}",
+                "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth),
             )  # fmt: skip
-            r = fit_row(["fit-sketch", str(private)], out / f"d-eps{eps:g}", t, log)
+            r = fit_row(["fit-sketch", str(private), *short], out / f"d-eps{eps:g}", t, log)
             rows.append({"row": f"(d) private sketch, epsilon = {eps:g}, delta = {args.delta:g}",
                          "passes": 1, **r})  # fmt: skip
             copy_grid(
@@ -210,6 +217,7 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=1e-5)
     parser.add_argument("--ae-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of rows c and d")
     args = parser.parse_args()
     args.rows = set(args.rows.split(","))
     args.epsilons = [float(e) for e in args.epsilons.split(",")]
