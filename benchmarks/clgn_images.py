@@ -156,7 +156,8 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         copy_grid(latent / "samples.png", grids, f"{name}-b.png")
     short = ["--epochs", str(args.epochs)] if args.epochs else []
     if "c" in args.rows:
-        r = fit_row(["fit-mmd", "--dataset", name, "--data-dir", str(data_dir)], out / "c", t, log)
+        mmd = ["fit-mmd", "--dataset", name, "--data-dir", str(data_dir), *short]
+        r = fit_row(mmd, out / "c", t, log)
         rows.append({"row": "(c) exact MMD, same kernel (fit-mmd)",
                      "passes": round(r["steps"] * r["batch"] / n_train, 1), **r})  # fmt: skip
         copy_grid(out / "c" / "figures" / "samples.png", grids, f"{name}-c.png")
