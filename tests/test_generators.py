@@ -6,13 +6,23 @@ import pytest
 import torch
 from torch import nn
 
-from distmatch.models import GENERATORS, Generator, GeneratorSpec, build_generator
+from distmatch.models import (
+    GENERATORS,
+    Generator,
+    GeneratorSpec,
+    build_generator,
+    default_generator,
+)
 
 from conftest import devices
 
 # The shape each generator is tested at; mlp is also tested on images below.
-TEST_SHAPES = {"clgn_mlp": (2,), "gmmn_mlp": (1, 28, 28), "mlp": (5,)}
-IMAGE_CASES = [("gmmn_mlp", (1, 28, 28), {}), ("mlp", (3, 8, 8), {"hidden": (32,)})]
+TEST_SHAPES = {"clgn_mlp": (2,), "gmmn_mlp": (1, 28, 28), "mlp": (5,), "conv": (1, 8, 8)}
+IMAGE_CASES = [
+    ("gmmn_mlp", (1, 28, 28), {}),
+    ("mlp", (3, 8, 8), {"hidden": (32,)}),
+    ("conv", (3, 32, 32), {"width": 16}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +45,9 @@ def test_registry_covers_every_tested_generator():
 @pytest.mark.parametrize("name", list(TEST_SHAPES))
 def test_forward_and_sample_give_batches_of_sample_shape(name, generators):
     g = generators[name]
-    assert g.latent_dim == 10 and g.sample_shape == TEST_SHAPES[name] and g.arch == name
-    assert g(torch.randn(4, 10)).shape == (4, *TEST_SHAPES[name])
+    latent = GENERATORS[name].default_latent_dim
+    assert g.latent_dim == latent and g.sample_shape == TEST_SHAPES[name] and g.arch == name
+    assert g(torch.randn(4, latent)).shape == (4, *TEST_SHAPES[name])
     assert g.sample(3).shape == (3, *TEST_SHAPES[name])
 
 
@@ -103,6 +114,21 @@ def test_vector_mlp_output_is_linear_and_unbounded():
         assert g(100 * torch.randn(64, 10)).abs().max() > 1
 
 
+@pytest.mark.parametrize(
+    ("shape", "first_map"),
+    [((1, 28, 28), (7, 7)), ((3, 32, 32), (4, 4)), ((1, 8, 8), (4, 4)), ((3, 64, 48), (8, 6))],
+)
+def test_conv_generator_upsamples_from_the_smallest_exact_halving(shape, first_map):
+    g = build_generator("conv", sample_shape=shape)
+    unflatten = next(m for m in g.modules() if isinstance(m, nn.Unflatten))
+    assert tuple(unflatten.unflattened_size[1:]) == first_map
+    assert g.sample(2).shape == (2, *shape)
+
+
+def test_default_generator_is_conv_for_images_and_clgn_for_vectors():
+    assert default_generator((1, 28, 28)) == "conv" and default_generator((2,)) == "clgn_mlp"
+
+
 def test_gmmn_accepts_any_784_element_shape():
     assert build_generator("gmmn_mlp", sample_shape=(784,)).sample(2).shape == (2, 784)
 
@@ -129,7 +155,7 @@ def test_latent_dim_is_configurable():
 
 def test_unknown_arch_lists_the_names():
     with pytest.raises(
-        ValueError, match=r"arch must be one of 'clgn_mlp', 'gmmn_mlp', 'mlp'; got 'dcgan'"
+        ValueError, match=r"arch must be one of 'clgn_mlp', 'gmmn_mlp', 'mlp', 'conv'; got 'dcgan'"
     ):
         build_generator("dcgan", sample_shape=(2,))
 

@@ -57,6 +57,20 @@ def test_folded_gaussian_law_in_2d_matches_the_bessel_kernel(gen):
     assert np.abs(kernel_estimate(f, x, y).numpy() - exact).max() < hoeffding(m)
 
 
+def test_multiscale_law_approximates_the_mean_of_gaussian_kernels_at_its_scales(gen):
+    m, sigma = 20_000, 0.6
+    f = FourierFeatures(5, m, law="multiscale_gaussian", bandwidth=sigma, generator=gen)
+    x = torch.randn(8, 5, generator=gen, dtype=torch.float64)
+    y = x + torch.linspace(0.0, 3.0, 8, dtype=torch.float64)[:, None] * torch.randn(
+        8, 5, generator=gen, dtype=torch.float64
+    )
+    d2 = ((x - y) ** 2).sum(dim=1)
+    exact = sum(torch.exp(-d2 / (2 * (s * sigma) ** 2)) for s in sketch.SCALES) / len(sketch.SCALES)
+    assert float((kernel_estimate(f, x, y) - exact).abs().max()) < hoeffding(m)
+    radius = LAWS["multiscale_gaussian"](10, 5, gen)  # the scales in turn, every m/5 frequencies
+    assert radius.shape == (10,)
+
+
 def adapted_radius_moment(power: int) -> float:
     """E[R^power] under p(R) ∝ sqrt(R^2 + R^4/4) exp(-R^2/2), by quadrature."""
 

@@ -129,7 +129,9 @@ def test_private_sketch_errors(base):
         sketch.private_sketch(base, epsilon=0.5, delta=1e-5)
     with pytest.raises(ValueError, match=r"epsilon must be a finite number > 0; got 0"):
         sketch.private_sketch(base, epsilon=0)
-    with pytest.raises(ValueError, match=r"mechanism must be one of 'gaussian', 'laplace'"):
+    with pytest.raises(
+        ValueError, match=r"mechanism must be one of 'analytic_gaussian', 'gaussian', 'laplace'"
+    ):
         sketch.private_sketch(base, epsilon=0.5, mechanism="exponential")
     with pytest.raises(ValueError, match=r"sketch must not be private already"):
         sketch.private_sketch(private, epsilon=0.5)

@@ -24,6 +24,7 @@ from ..evaluation import (
 from ..report import decode_chunked, save_histograms, save_image_grid
 from ..runs import RunDir
 from ._common import UsageError
+from ._fit import evaluate_generator_run
 
 # ------------------------------------------------------------------------------------ evaluate
 
@@ -36,10 +37,11 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "Computes rec_error, wae_distance and cw_distance (as the MoW paper defines them) on "
             "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
             "samples (needs the Inception weights file), --parzen the Parzen-window "
-            "log-likelihood of the test split (GMMN protocol)."
+            "log-likelihood of the test split (GMMN protocol). Image generator runs (fit-sketch, "
+            "fit-mmd): the classifier metric of --fid-samples samples, and --fid."
         ),
     )
-    p.add_argument("run", type=Path, help="run folder written by distmatch train")
+    p.add_argument("run", type=Path, help="run folder of distmatch train, fit-sketch or fit-mmd")
     p.add_argument(
         "--data-dir", default=None, help="where the data set is now (default: as trained)"
     )
@@ -74,6 +76,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 2:
             name = "--" + flag.replace("_", "-")
             raise UsageError(f"{name} must be at least 2; got {getattr(args, flag)}.")
+    run = RunDir(args.run)
+    if run.read_json(run.config).get("kind") == "generator":
+        if args.parzen:
+            raise UsageError("--parzen is for autoencoder runs; this is a generator run.")
+        metrics = evaluate_generator_run(args)
+        run.write_json(run.eval, {**metrics, "split": "test", "seed": args.seed})
+        print(json.dumps(metrics, indent=2))
+        print(f"written to {run.eval}")
+        return 0
     device = resolve_device(args.device)
     record, model = load_autoencoder(args.run, device=device)
     config = record["config"]
@@ -108,7 +119,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 device=device,
             )
         )
-    run = RunDir(args.run)
     run.write_json(run.eval, {**metrics, "split": "test", "points": args.points, "seed": args.seed})
     print(json.dumps(metrics, indent=2))
     print(f"written to {run.eval}")
@@ -123,7 +133,8 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="samples of a trained run (autoencoder or generator)",
         description="Autoencoder runs: decoded prior draws as a PNG grid (image data) or .npy. "
-        "Generator runs: samples in the data's coordinates as .npy, or a 2-D histogram PNG.",
+        "Generator runs: images as a PNG grid or .npy (pixels in [0, 1]); vectors in the data's "
+        "coordinates as .npy, or a 2-D histogram PNG.",
     )
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")
@@ -141,7 +152,9 @@ def _sampler(run: RunDir, device: torch.device, suffix: str):
     """``(decode, latent_dim, sample_shape, is_image)`` of the run's trained network."""
     if run.read_json(run.config).get("kind") == "generator":
         _, generator, unscale = load_generator(run.root, device=device)
-        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, None, False
+        images = len(generator.sample_shape) == 3  # pixels in [0, 1]
+        shape = generator.sample_shape if images else None
+        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, shape, images
     record, model = load_autoencoder(run.root, device=device)
     if suffix == ".png" and not record["resolved"]["is_image"]:
         raise UsageError(
@@ -152,6 +165,10 @@ def _sampler(run: RunDir, device: torch.device, suffix: str):
         return decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
 
     return decode, model.latent_dim, model.sample_shape, bool(record["resolved"]["is_image"])
+
+
+def _drawn(run: RunDir) -> str:
+    return "generated from" if run.read_json(run.config).get("kind") == "generator" else "decoded"
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -181,7 +198,7 @@ def run_sample(args: argparse.Namespace) -> int:
                     samples,
                     args.out,
                     ncol=min(16, int(np.ceil(np.sqrt(args.num)))),
-                    title=f"{args.num} samples: decoded N(0, I) draws",
+                    title=f"{args.num} samples: {_drawn(RunDir(args.run))} N(0, I) draws",
                 )
             else:
                 save_histograms(None, samples.numpy(), args.out)

@@ -8,9 +8,22 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from .. import distributed
-from ..data import TOYS
+from .._core import resolve_device
+from ..data import TOYS, load_split
+from ..evaluation import (
+    autoencoder_fid,
+    classifier_metrics,
+    decoded_samples,
+    load_classifier,
+    load_generator,
+    load_inception,
+    reference_summary,
+)
 from ..generation import (
+    ESTIMATORS,
     LOSS_FORMS,
     MMD_KERNELS,
     MMD_LAWS,
@@ -19,28 +32,50 @@ from ..generation import (
     train_generator,
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
+from ..sketch import Sketch
 from ._common import UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
-    "--arch": ("arch", {"help": "generator architecture (clgn_mlp)"}),
+    "--arch": (
+        "arch",
+        {"help": "generator architecture (auto: conv for images, clgn_mlp for vectors)"},
+    ),
     "--latent-dim": ("latent_dim", {"type": int, "help": "latent dimension (the architecture's)"}),
     "--latent-codes": (
         "latent_codes",
         {"type": int, "help": "codes drawn once and kept (100000); 0: fresh codes"},
     ),
-    "--batch-size": ("batch_size", {"type": int, "help": "generated samples per step (1000)"}),
+    "--batch-size": (
+        "batch_size",
+        {"type": int, "help": "generated samples per step (vectors 1000, images 500)"},
+    ),
     "--lr": ("lr", {"type": float, "help": "Adam learning rate (1e-3)"}),
     "--loss": (
         "loss_form",
         {"choices": LOSS_FORMS, "help": "squared distance (default) or the distance"},
     ),
-    "--epochs": ("epochs", {"type": int, "help": "epochs (25)"}),
+    "--epochs": ("epochs", {"type": int, "help": "epochs (vectors 25, images 10)"}),
     "--patience": ("patience", {"type": int, "help": "early stopping patience in epochs (2)"}),
-    "--min-delta": ("min_delta", {"type": float, "help": "early stopping min_delta (5e-4)"}),
+    "--min-delta": (
+        "min_delta",
+        {"type": float, "help": "early stopping min_delta (vectors 5e-4, images 1e-5)"},
+    ),
+    "--estimator": (
+        "estimator",
+        {
+            "choices": ESTIMATORS,
+            "help": "of the batch's squared sketch distance (vectors: biased, CL-GN's; images: "
+            "unbiased, since the biased one rewards batches of alike samples)",
+        },
+    ),
     "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
+    "--data-dir": (
+        "data_dir",
+        {"help": "the data set's files (fit-mmd's data; evaluation: the sketch's own)"},
+    ),
     "--eval-data": (
         "eval_data",
-        {"help": "held-out data: a toy or .npy (default: the sketch's source)"},
+        {"help": "held-out data: a toy, data set or .npy (default: the sketch's source)"},
     ),
     "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (2000)"}),
     "--log-every": ("log_every", {"type": int, "help": "steps per metrics row (20)"}),
@@ -82,7 +117,8 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset",
         default=None,
-        help=f"a toy ({', '.join(TOYS)}) or a .npy file (N, D); with --resume: the run's own",
+        help=f"a toy ({', '.join(TOYS)}), a data set (with --data-dir), a folder of images or a "
+        ".npy file; with --resume: the run's own",
     )
     p.add_argument(
         "--kernel",
@@ -100,7 +136,8 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
         "--bandwidth",
         type=float,
         default=argparse.SUPPRESS,
-        help="kernel bandwidth in unit-ball coordinates",
+        help="kernel bandwidth in the sketch's coordinates (default: sqrt(1e-3) for vectors, "
+        "the image bandwidth of distmatch.sketch for images)",
     )
     _add_fit_flags(p)
 
@@ -166,9 +203,59 @@ def run_fit_sketch(args: argparse.Namespace) -> int:
 
 def run_fit_mmd(args: argparse.Namespace) -> int:
     dataset = args.dataset
-    if dataset is not None and dataset.endswith(".npy"):
+    if dataset is not None and (dataset.endswith(".npy") or Path(dataset).is_dir()):
         dataset = str(Path(dataset).expanduser().resolve())
     return _fit(args, "dataset", dataset)
+
+
+class _Decoder(torch.nn.Module):
+    """An image generator seen as a decoder (``decode``, ``latent_dim``), for the FID helpers."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator, self.latent_dim = generator, generator.latent_dim
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+
+def evaluate_generator_run(args: argparse.Namespace) -> dict:
+    """``distmatch evaluate`` of an image generator run: the classifier metric of
+    ``--fid-samples`` samples against the test split, and the FID with ``--fid``."""
+    device = resolve_device(args.device)
+    record, generator, _ = load_generator(args.run, device=device)
+    if len(generator.sample_shape) != 3:
+        raise UsageError("evaluate needs an image generator run; this run's samples are vectors.")
+    config = record["config"]
+    if config.get("sketch"):
+        sketch = Sketch.load(config["sketch"])
+        source, data_dir = config.get("eval_data") or sketch.source, sketch.data_dir
+    else:
+        source, data_dir = config.get("eval_data") or config["dataset"], config.get("data_dir")
+    data_dir = args.data_dir or config.get("data_dir") or data_dir
+    if source is None:
+        raise UsageError("the run names no data set to evaluate against; rerun with --data-dir.")
+    test = load_split(source, "test", data_dir=data_dir)
+    inception = None
+    if args.fid:  # fail on missing weights before any long computation
+        inception = load_inception(args.inception_weights, download=args.download_weights)
+    gen = torch.Generator().manual_seed(args.seed)
+    model = _Decoder(generator)
+    samples = torch.cat(
+        list(decoded_samples(model, args.fid_samples, generator=gen, device=device))
+    )
+    metrics: dict = {"samples": args.fid_samples}
+    train = load_split(source, "train", data_dir=data_dir)
+    if train.labels is not None:
+        classifier = load_classifier(train)
+        reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))
+        metrics.update(classifier_metrics(classifier, samples, reference))
+    if inception is not None:
+        gen = torch.Generator().manual_seed(args.seed)
+        metrics["fid"] = autoencoder_fid(
+            model, test, inception, samples=args.fid_samples, generator=gen, device=device
+        )
+    return metrics
 
 
 COMMANDS = {

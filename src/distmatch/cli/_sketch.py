@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import secrets
 import time
 from pathlib import Path
 
@@ -13,9 +15,10 @@ import torch
 
 from .. import distributed
 from .. import sketch as sk
-from ..data import TOYS, toy_dataset
 from ..sketch import LAWS, Sketch
 from ._common import UsageError
+from ._sketch_data import groups as groups_of
+from ._sketch_data import labelled, sketch_source
 
 # ------------------------------------------------------------------------------------------ sketch
 
@@ -26,37 +29,67 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         help="compress a data set into a sketch file in one pass (also: sketch merge, sketch info)",
         description=(
             "One pass over the data: the sketch is the mean of random Fourier features "
-            "[cos(x W), sin(x W)] / sqrt(m), saved as .npz with its frequencies and the scaling "
-            "applied first. `distmatch sketch merge A.npz B.npz --out C.npz` adds partial sketches "
-            "(e.g. of --shard 1/2 and 2/2); `distmatch sketch info S.npz` describes one. Under "
-            "torchrun each process sketches its part and rank 0 writes the file."
+            "[cos(x W), sin(x W)] / sqrt(m), saved as .npz with its frequencies, the scaling "
+            "applied first and, for images, the sample shape. `distmatch sketch merge A.npz "
+            "B.npz --out C.npz` adds partial sketches (e.g. of --shard 1/2 and 2/2); `distmatch "
+            "sketch info S.npz` describes one. Under torchrun each process sketches its part and "
+            "rank 0 writes the file."
         ),
     )
     p.add_argument(
-        "--dataset", required=True, help="a toy (spiral, gmm, circle) or a .npy file (N, D)"
+        "--dataset",
+        required=True,
+        help="a toy (spiral, gmm, circle), a data set (mnist, fashion_mnist, cifar10, celeba, "
+        "ffhq, digits; with --data-dir), a folder or zip of images, or a .npy file",
+    )
+    p.add_argument("--data-dir", default=None, help="where the data set's files are")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of resized images (celeba, ffhq, folders)",
     )
     p.add_argument(
         "--n-frequencies",
         type=int,
-        default=sk.CLGN_FREQUENCIES,
-        help=f"m, the number of frequencies ({sk.CLGN_FREQUENCIES})",
+        default=None,
+        help=f"m, the number of frequencies (vectors: {sk.CLGN_FREQUENCIES:,}; images: "
+        "sketch.default_frequencies(D))",
     )
     p.add_argument(
         "--law",
-        default="folded_gaussian",
+        default=None,
         choices=tuple(LAWS),
-        help="frequency law (folded_gaussian)",
+        help="frequency law (vectors: folded_gaussian; images: sketch.IMAGE_LAW)",
     )
     p.add_argument(
         "--bandwidth",
-        default=str(sk.CLGN_BANDWIDTH),
-        help="kernel bandwidth, or 'auto' (default sqrt(1e-3), CL-GN's)",
+        default=None,
+        help="kernel bandwidth, or 'auto' (vectors: sqrt(1e-3), CL-GN's; images: auto)",
     )
     p.add_argument(
         "--scale",
-        default="unit_ball",
-        help="divisor applied first: unit_ball (max norm of the whole data set, default), none, "
-        "or a positive number",
+        default="auto",
+        help="divisor applied first: unit_ball (max norm of the whole data set), none, a positive "
+        "number, or auto (default: none for images, whose pixels stay in [0, 1]; unit_ball else)",
+    )
+    p.add_argument(
+        "--by-label",
+        action="store_true",
+        help="one sketch per class of a labelled data set: OUT-<label>.npz (e.g. mnist-3.npz)",
+    )
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="differential privacy: release the sketch with noise for (epsilon, delta)-DP",
+    )
+    p.add_argument("--delta", type=float, default=0.0, help="DP failure probability (0)")
+    p.add_argument(
+        "--mechanism",
+        default=None,
+        choices=sk.MECHANISMS,
+        help="DP noise: laplace when --delta is 0 (default), analytic_gaussian otherwise",
     )
     p.add_argument(
         "--shard",
@@ -77,72 +110,122 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
 def run_sketch(args: argparse.Namespace) -> int:
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
-    if args.out.exists():
-        raise UsageError(f"--out '{args.out}' exists already; choose another file or remove it.")
-    fixed_scale = _fixed_scale(args.scale)
-    data = _sketch_data(args)
-    shard = _shard_rows(args.shard, len(data), args.batch_size) if args.shard else slice(None)
+    privacy = _privacy_options(args)
+    source = sketch_source(args)
+    images = source.sample_shape is not None
+    law, n_frequencies, bandwidth = sk.sketch_recipe(
+        source.dim, image=images, law=args.law, n_frequencies=args.n_frequencies,
+        bandwidth=_bandwidth_flag(args.bandwidth),
+    )  # fmt: skip
+    fixed_scale = _fixed_scale(args.scale, images)
+    if privacy is not None and (bandwidth is None or fixed_scale is None):
+        raise UsageError(
+            "--epsilon needs a --bandwidth number and a fixed --scale (none or a number): "
+            "estimating them from the data would leak what the privacy guarantee does not "
+            f"cover; got --bandwidth {args.bandwidth or 'auto'} and --scale {args.scale}."
+        )
+    groups = groups_of(args, source)
+    outs = [labelled(args.out, label) for label, _ in groups]
+    for out in outs:
+        if out.exists():
+            raise UsageError(f"--out '{out}' exists already; choose another file or remove it.")
+    every = torch.arange(source.count)
+    shard = _shard_rows(args.shard, source.count, args.batch_size) if args.shard else slice(None)
     with distributed.process_group(args.device) as device:
         # A data-dependent scale is that of the whole data set, whatever the shard or the rank.
         scale = fixed_scale or sk.unit_ball_scaling(
-            data, batch_size=args.batch_size, across_ranks=True
+            source.rows(every, args.batch_size), batch_size=args.batch_size, across_ranks=True
         )
+        if bandwidth is None:
+            probe = source.probe(sk.BANDWIDTH_PROBE, args.seed) / scale
+            gen = torch.Generator().manual_seed(args.seed)
+            bandwidth = sk.auto_bandwidth(probe, image=images, law=law, generator=gen)
+            if distributed.is_main():
+                print(f"estimated bandwidth: {bandwidth:.6g}")
         features = sk.FourierFeatures(
-            data.shape[1],
-            args.n_frequencies,
-            law=args.law,
-            bandwidth=_bandwidth(args, data, scale),
+            source.dim,
+            n_frequencies,
+            law=law,
+            bandwidth=bandwidth,
             generator=torch.Generator().manual_seed(args.seed),
         )
         started = time.perf_counter()
-        sketch = sk.sketch_dataset(
-            data[shard],
-            features,
-            batch_size=args.batch_size,
-            scale=scale,
-            device=device,
-            progress=not args.no_progress,
-            across_ranks=True,
-        )
+        sketches = []
+        for (label, index), out in zip(groups, outs, strict=True):
+            index = index[shard]
+            if distributed.is_active():  # each rank reads its run of whole chunks
+                w = distributed.world()
+                index = index[distributed.shard_rows(len(index), args.batch_size, w.rank, w.size)]
+            sketch = sk.sketch_dataset(
+                source.rows(index, args.batch_size),
+                features,
+                batch_size=args.batch_size,
+                scale=scale,
+                device=device,
+                progress=not args.no_progress,
+                across_ranks=True,
+            )
+            sketches.append((label, out, sketch))
         seconds = time.perf_counter() - started
         if not distributed.is_main():
             return 0
-    if args.dataset in TOYS:
-        sketch.source = args.dataset
-        fingerprint = f"toy:{args.dataset}:points={args.points}:seed={args.seed}"
-    else:
-        fingerprint = sk.file_fingerprint(args.dataset, "npy")
-    rows = range(len(data))[shard]
-    sketch.record_piece(fingerprint, rows.start, rows.stop)
-    sketch.save(args.out)
-    rate = sketch.count / seconds if seconds > 0 else float("inf")
+    rows = range(source.count)[shard]
+    for label, out, sketch in sketches:
+        sketch.source, sketch.data_dir = source.name, source.data_dir
+        sketch.sample_shape, sketch.label = source.sample_shape, label
+        data = source.fingerprint if label is None else f"{source.fingerprint}:label={label}"
+        if label is None:
+            sketch.record_piece(data, rows.start, rows.stop)
+        else:  # rows of the class, in data order
+            sketch.record_piece(data, 0, sketch.count)
+        if privacy is not None:
+            # The noise must be secret: drawn from the operating system, never from --seed.
+            noise = torch.Generator().manual_seed(secrets.randbits(63))
+            sketch = sk.private_sketch(sketch, **privacy, generator=noise)
+        sketch.save(out)
+    count = sum(s.count for _, _, s in sketches)
+    rate = count / seconds if seconds > 0 else float("inf")
     what = f"shard {args.shard} (rows {shard.start}..{shard.stop - 1}): " if args.shard else ""
+    where = args.out if len(outs) == 1 else f"{len(outs)} files {outs[0]} ... {outs[-1]}"
+    kind = "x".join(map(str, source.sample_shape)) + " images" if images else "points"
     print(
-        f"sketched {what}{sketch.count:,} points of dimension {data.shape[1]} with "
-        f"m = {args.n_frequencies:,} in {seconds:.2f} s ({rate:,.0f} points/s) -> {args.out}"
+        f"sketched {what}{count:,} {kind} of dimension {source.dim} with m = {n_frequencies:,} "
+        f"({law}, bandwidth {bandwidth:.4g}) in {seconds:.2f} s ({rate:,.0f} points/s) -> {where}"
     )
     return 0
 
 
-def _sketch_data(args: argparse.Namespace):
-    """The whole data set of --dataset: toy draws or a memory-mapped (N, D) .npy array."""
-
-    if args.dataset in TOYS:
-        return toy_dataset(args.dataset, args.points, seed=args.seed).numpy()
-    if not args.dataset.endswith(".npy"):
-        raise UsageError(
-            f"--dataset must be one of {', '.join(sorted(TOYS))} or a .npy file; got '{args.dataset}'."
-        )
-    if not Path(args.dataset).is_file():
-        raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
-    data = np.load(args.dataset, mmap_mode="r", allow_pickle=False)
-    if data.ndim != 2:
-        raise UsageError(f"--dataset must hold an (N, D) array; got shape {data.shape}.")
-    return data
+def _privacy_options(args: argparse.Namespace) -> dict | None:
+    """The keyword arguments of :func:`distmatch.sketch.private_sketch`, or None (no --epsilon)."""
+    if args.epsilon is None:
+        if args.mechanism is not None or args.delta != 0.0:
+            raise UsageError("--mechanism and --delta need --epsilon; got no --epsilon.")
+        return None
+    if not (0 < args.epsilon < math.inf):
+        raise UsageError(f"--epsilon must be a positive number; got {args.epsilon}.")
+    mechanism = args.mechanism or ("laplace" if args.delta == 0 else "analytic_gaussian")
+    sk.check_budget(args.epsilon, args.delta, mechanism)  # before the pass over the data
+    return {"epsilon": args.epsilon, "delta": args.delta, "mechanism": mechanism}
 
 
-def _fixed_scale(value: str) -> float | None:
-    """--scale: None for unit_ball (computed from the data), 1.0 for none, or the number given."""
+def _bandwidth_flag(value: str | None) -> float | str | None:
+    """--bandwidth: None (the recipe's), 'auto' or a positive number."""
+    if value is None or value == "auto":
+        return value
+    try:
+        bandwidth = float(value)
+    except ValueError:
+        bandwidth = math.nan
+    if not (0 < bandwidth < math.inf):
+        raise UsageError(f"--bandwidth must be a positive number or 'auto'; got '{value}'.")
+    return bandwidth
+
+
+def _fixed_scale(value: str, images: bool) -> float | None:
+    """--scale: None for unit_ball (computed from the data), 1.0 for none, or the number given;
+    auto is none for images and unit_ball otherwise."""
+    if value == "auto":
+        value = "none" if images else "unit_ball"
     if value == "unit_ball":
         return None
     if value == "none":
@@ -152,7 +235,9 @@ def _fixed_scale(value: str) -> float | None:
     except ValueError:
         scale = math.nan
     if not (0 < scale < math.inf):
-        raise UsageError(f"--scale must be unit_ball, none or a positive number; got '{value}'.")
+        raise UsageError(
+            f"--scale must be auto, unit_ball, none or a positive number; got '{value}'."
+        )
     return scale
 
 
@@ -172,26 +257,6 @@ def _shard_rows(spec: str, n_rows: int, batch_size: int) -> slice:
             f"--batch-size {batch_size}, so use at most {chunks} shards or a smaller --batch-size."
         )
     return rows
-
-
-def _bandwidth(args: argparse.Namespace, data, scale: float) -> float:
-    """--bandwidth, or its estimate from the first 20,000 rows (the same for every shard)."""
-    if args.bandwidth == "auto":
-        sample = (
-            torch.as_tensor(np.asarray(data[: min(len(data), 20_000)], dtype=np.float64)) / scale
-        )
-        bandwidth = sk.estimate_bandwidth(
-            sample, generator=torch.Generator().manual_seed(args.seed)
-        )
-        if distributed.is_main():
-            print(f"estimated bandwidth: {bandwidth:.6g}")
-        return bandwidth
-    try:
-        return float(args.bandwidth)
-    except ValueError:
-        raise UsageError(
-            f"--bandwidth must be a positive number or 'auto'; got '{args.bandwidth}'."
-        ) from None
 
 
 def add_sketch_merge(subparsers: argparse._SubParsersAction) -> None:
@@ -251,7 +316,11 @@ def run_sketch_info(args: argparse.Namespace) -> int:
         "quantized": bool(getattr(features, "quantized", False)),
         "scale": float(sketch.scale),
         "center": np.asarray(sketch.center).tolist() if sketch.center is not None else None,
-        "source": getattr(sketch, "source", None),
+        "source": sketch.source,
+        "data_dir": sketch.data_dir,
+        "sample_shape": list(sketch.sample_shape) if sketch.sample_shape else None,
+        "label": sketch.label,
+        "private": None if sketch.privacy is None else dataclasses.asdict(sketch.privacy),
         "bytes": args.path.stat().st_size,
     }
     if args.json:

@@ -25,7 +25,7 @@ Example:
 
 from ._images import DataError
 from ._loaders import DATASETS, IMAGE_SIZES, dataset_names, load_split
-from ._sets import TEST_EVERY, ImageFileSet, SampleSet, TensorSet, describe
+from ._sets import TEST_EVERY, FlatRows, ImageFileSet, SampleSet, TensorSet, describe
 from ._toys import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
 from ._vectors import load_vectors
 
@@ -35,6 +35,7 @@ __all__ = [
     "TEST_EVERY",
     "TOYS",
     "DataError",
+    "FlatRows",
     "ImageFileSet",
     "SampleSet",
     "TensorSet",

@@ -30,6 +30,7 @@ log = logging.getLogger("distmatch.data")
 
 SPLITS = ("train", "test")
 IMAGE_SIZES: dict[str, int] = {"celeba": 64, "ffhq": 1024}  # default output side of resizing sets
+FOLDER_SIZE = 64  # default output side of a folder or zip of images given by its path
 NATIVE_SIDES = {"digits": 8, "mnist": 28, "fashion_mnist": 28, "cifar10": 32}  # fixed-size sets
 CELEBA_CROP = 0.7865  # square side / width: 140 px of the 178-px aligned CelebA faces, as in WAE
 
@@ -145,7 +146,9 @@ def load_split(
     """Loads one split of a data set.
 
     Args:
-        dataset: a name from :func:`dataset_names`, or the path of a ``.npy`` array (N, ...).
+        dataset: a name from :func:`dataset_names`, the path of a ``.npy`` array (N, ...), or
+            a folder or zip of JPEG/PNG images (central square, resized to ``image_size``,
+            default 64; the last tenth by sorted name is the test split).
         split: "train" or "test".
         data_dir: folder (or zip) with the data set's files; not used by ``digits`` and ``.npy``.
         image_size: output side for the resizing sets (default :data:`IMAGE_SIZES`); for the
@@ -165,6 +168,12 @@ def load_split(
     if split not in SPLITS:
         raise DataError(f"split must be 'train' or 'test'; got {split!r}.")
     name = os.fspath(dataset)
+    path = Path(name).expanduser()
+    if name not in DATASETS and (path.is_dir() or (path.is_file() and path.suffix == ".zip")):
+        size = FOLDER_SIZE if image_size is None else _check_image_size("celeba", image_size)
+        sample_set = _load_faces(str(path), 1.0, split, path, size)
+        log.info("%s", describe(sample_set))
+        return sample_set
     if name.endswith(".npy"):
         sample_set = load_npy(Path(name).expanduser(), split)
         if image_size is not None and sample_set.sample_shape[1:] != (image_size, image_size):
@@ -176,7 +185,10 @@ def load_split(
         return sample_set
     if name not in DATASETS:
         known = ", ".join(repr(n) for n in dataset_names())
-        raise DataError(f"dataset must be one of {known}, or a path ending in .npy; got {name!r}.")
+        raise DataError(
+            f"dataset must be one of {known}, a path ending in .npy, or a folder or zip of "
+            f"images; got {name!r}."
+        )
     size = _check_image_size(name, image_size)
     folder = None
     if name in _DATA_DIR_HINTS:

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ._images import DataError, ImageContainer, crop_resize, decode
 
-__all__ = ["ImageFileSet", "SampleSet", "TensorSet", "describe", "test_slice"]
+__all__ = ["FlatRows", "ImageFileSet", "SampleSet", "TensorSet", "describe", "test_slice"]
 
 TEST_EVERY = 10  # without a given test split, the last 1/10 of the samples (at least 1) is test
 
@@ -172,3 +172,25 @@ def test_slice(n: int, split: str, what: str) -> slice:
         )
     n_test = max(1, n // TEST_EVERY)
     return slice(0, n - n_test) if split == "train" else slice(n - n_test, n)
+
+
+class FlatRows:
+    """Rows of a sample set read ``batch_size`` at a time, each chunk flattened to (B, D) float32:
+    one streamed pass (files are decoded chunk by chunk, never all held).
+
+    Args:
+        samples: the sample set.
+        rows: (R,) int64 row indices, in reading order (e.g. one class, or one shard).
+        batch_size: samples per chunk.
+
+    Attributes:
+        num_samples: R, the number of samples the pass yields (progress bars read it).
+    """
+
+    def __init__(self, samples: SampleSet, rows: torch.Tensor, batch_size: int) -> None:
+        self.samples, self.rows, self.batch_size = samples, rows, batch_size
+        self.num_samples = len(rows)
+
+    def __iter__(self):
+        for start in range(0, self.num_samples, self.batch_size):
+            yield self.samples.get_batch(self.rows[start : start + self.batch_size]).flatten(1)

@@ -8,10 +8,21 @@ and trained networks rebuilt from their run folders.
   given as a file).
 - :func:`parzen_log_likelihood` and its bandwidth selection (the GMMN protocol).
 - :func:`autoencoder_fid`, :func:`autoencoder_parzen`: decoded prior samples of a trained run.
+- :func:`load_classifier`, :func:`classifier_metrics`: the offline image metric (a small
+  classifier trained once on the labelled training split: Fréchet distance in its features and
+  class coverage).
 - :func:`evaluate_generator`: held-out MMD, sliced W2 and toy log-likelihood of generated samples.
 - :func:`load_autoencoder`, :func:`load_generator`: the trained networks of run folders.
 """
 
+from ._classifier import (
+    CLASSIFIER_EPOCHS,
+    ImageClassifier,
+    classifier_metrics,
+    load_classifier,
+    reference_summary,
+    train_classifier,
+)
 from ._fid import (
     FID_SAMPLES,
     activation_statistics,
@@ -38,16 +49,19 @@ from ._samples import autoencoder_fid, autoencoder_parzen, decoded_samples, stat
 from ._trained import load_autoencoder, load_generator
 
 __all__ = [
+    "CLASSIFIER_EPOCHS",
     "EVAL_KERNEL",
     "FID_SAMPLES",
     "PARZEN_BANDWIDTHS",
     "FIDInceptionV3",
+    "ImageClassifier",
     "InceptionWeightsError",
     "ParzenEstimate",
     "activation_statistics",
     "autoencoder_fid",
     "autoencoder_parzen",
     "cached_statistics",
+    "classifier_metrics",
     "cw_distance",
     "decoded_samples",
     "default_cache_dir",
@@ -57,11 +71,14 @@ __all__ = [
     "fid_from_samples",
     "frechet_distance",
     "load_autoencoder",
+    "load_classifier",
     "load_generator",
     "load_inception",
     "parzen_log_density",
     "parzen_log_likelihood",
+    "reference_summary",
     "select_parzen_bandwidth",
     "statistics_key",
+    "train_classifier",
     "wae_distance",
 ]

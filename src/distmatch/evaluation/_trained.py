@@ -48,7 +48,8 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
 
     Returns:
         ``(record, generator, unscale)``: the content of ``config.json``, the generator in eval
-        mode, and the map from its outputs back to the data's coordinates.
+        mode, and the map from its outputs back to the data's coordinates (the identity for
+        image generators, whose outputs are pixels in [0, 1]).
     """
     run = RunDir(Path(out))
     record = run.read_json(run.config)
@@ -63,8 +64,11 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
     generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
     center = torch.tensor(resolved["center"], dtype=torch.float64)
     scale = float(resolved["scale"])
+    images = len(resolved["sample_shape"]) == 3
 
     def unscale(x: torch.Tensor) -> torch.Tensor:
+        if images:  # image generators emit pixels in [0, 1], the data's own range
+            return x.cpu()
         return x.double().cpu() * scale + center
 
     return record, generator.to(device).eval(), unscale

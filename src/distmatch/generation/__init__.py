@@ -8,6 +8,7 @@ objects and bookkeeping are in ``_state`` (on :class:`distmatch.runs.RunEngine`)
 
 from ..evaluation import load_generator
 from ._config import (
+    ESTIMATORS,
     LOSS_FORMS,
     MMD_KERNELS,
     MMD_LAWS,
@@ -21,6 +22,7 @@ from ._latent import fit_latent_sketch
 from ._loop import train_generator
 
 __all__ = [
+    "ESTIMATORS",
     "LOSS_FORMS",
     "MMD_KERNELS",
     "MMD_LAWS",

@@ -11,16 +11,20 @@ from typing import Any
 
 from .. import runs
 from .._core import check_choice, check_positive, check_positive_int
-from ..sketch import CLGN_BANDWIDTH
+from ..distances import ESTIMATORS
+from ..sketch import SCALES
 
 __all__ = [
     "DEFAULTS",
+    "ESTIMATORS",
+    "LEGACY",
     "LOSS_FORMS",
     "MMD_KERNELS",
     "MMD_LAWS",
     "MULTISCALE",
     "OBJECTIVES",
     "RESUMABLE_FIELDS",
+    "TRAINING",
     "GeneratorConfig",
     "resumed_config",
 ]
@@ -28,8 +32,17 @@ __all__ = [
 OBJECTIVES = ("sketch", "mmd")
 LOSS_FORMS = ("squared", "root")
 MMD_KERNELS = ("matched", "multiscale")
-MMD_LAWS = ("gaussian", "folded_gaussian")  # laws whose kernel has a closed form (folded: 2-D)
-MULTISCALE = (0.25, 0.5, 1.0, 2.0, 4.0)  # factors on the bandwidth for kernel="multiscale"
+# laws whose kernel has a closed form (folded Gaussian: in 2-D)
+MMD_LAWS = ("gaussian", "folded_gaussian", "multiscale_gaussian")
+# The training recipe of the fields left None, by kind of data: the CL-GN recipe for vectors; for
+# images, the settings measured on MNIST (docs/reproduction.md, "Training from an image sketch").
+TRAINING = {
+    "vectors": {"batch_size": 1000, "epochs": 25, "min_delta": 5e-4, "estimator": "biased"},
+    "images": {"batch_size": 500, "epochs": 10, "min_delta": 1e-5, "estimator": "unbiased"},
+}
+# What runs saved before a field existed did: the value they resume with.
+LEGACY = {"estimator": "biased", "arch": "clgn_mlp"}
+MULTISCALE = SCALES  # factors on the bandwidth for kernel="multiscale" (the law's scales)
 
 
 @dataclasses.dataclass
@@ -39,24 +52,26 @@ class GeneratorConfig:
     # what to fit
     objective: str = "sketch"  # sketch: from a sketch file alone; mmd: exact MMD on the data
     sketch: str | None = None  # the .npz sketch (objective "sketch")
-    dataset: str | None = None  # objective "mmd": a toy (spiral, gmm, circle) or a .npy file
+    dataset: str | None = None  # objective "mmd": a toy, a data set, a folder of images, a .npy
+    data_dir: str | None = None  # the data set's files (mmd data; evaluation: the sketch's own)
     kernel: str = "matched"  # mmd: matched (the sketch law's kernel) | multiscale (Gaussian)
-    law: str = "folded_gaussian"  # mmd, kernel matched: gaussian | folded_gaussian (2-D)
-    bandwidth: float = CLGN_BANDWIDTH  # mmd kernel bandwidth, in the unit-ball coordinates
-    eval_data: str | None = (
-        None  # held-out data for evaluation: a toy or a .npy (default: the source)
-    )
+    law: str | None = None  # mmd, matched: gaussian | folded_gaussian (2-D); None: the recipe's
+    bandwidth: float | None = None  # mmd kernel bandwidth (sketch coordinates); None: the recipe's
+    eval_data: str | None = None  # held-out data: a toy, data set or .npy (default: the source)
     # generator
-    arch: str = "clgn_mlp"  # see distmatch.models.GENERATORS
+    arch: str = "auto"  # see distmatch.models.GENERATORS; auto: conv for images, clgn_mlp else
     latent_dim: int | None = None  # None: the architecture's default
     latent_codes: int | None = 100_000  # codes drawn once and kept; None: fresh codes every step
-    # optimisation
-    batch_size: int = 1000  # generated samples per step
+    # optimisation (None: the recipe of TRAINING for the data's kind)
+    batch_size: int | None = None  # generated samples per step: 1000 (vectors), 500 (images)
     lr: float = 1e-3  # Adam learning rate
     loss_form: str = "squared"  # squared: the distance squared (MMD^2); root: the distance (MMD)
-    epochs: int = 25  # passes over the latent codes (or latent_codes / batch_size steps)
+    # of the batch's sketch distance: biased (CL-GN's, vectors), unbiased (images); see
+    # distmatch.sketch.sketch_distance: the biased one rewards batches of alike samples
+    estimator: str | None = None
+    epochs: int | None = None  # passes over the latent codes: 25 (vectors), 10 (images)
     patience: int = 2  # early stopping: epochs without a loss improvement of min_delta
-    min_delta: float = 5e-4
+    min_delta: float | None = None  # 5e-4 (vectors, CL-GN's), 1e-5 (images)
     seed: int = 0  # seeds initialisation, latent codes, batch order
     # evaluation and output
     eval_points: int = 2000  # generated and held-out points per evaluation
@@ -67,8 +82,11 @@ class GeneratorConfig:
         """Checks every field; returns ``self``."""
         check_choice(self.objective, "objective", OBJECTIVES)
         check_choice(self.kernel, "kernel", MMD_KERNELS)
-        check_choice(self.law, "law", MMD_LAWS)
+        if self.law is not None:
+            check_choice(self.law, "law", MMD_LAWS)
         check_choice(self.loss_form, "loss_form", LOSS_FORMS)
+        if self.estimator is not None:
+            check_choice(self.estimator, "estimator", ESTIMATORS)
         if self.objective == "sketch" and not self.sketch:
             raise ValueError(
                 "sketch must be the path of a sketch file for objective 'sketch'; got none."
@@ -77,24 +95,40 @@ class GeneratorConfig:
             raise ValueError(
                 "dataset must be a toy name or a .npy file for objective 'mmd'; got none."
             )
-        check_positive(self.bandwidth, "bandwidth")
+        if self.bandwidth is not None:
+            check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
-        check_positive(self.min_delta, "min_delta")
-        for name in ("batch_size", "epochs", "patience", "eval_points", "log_every"):
+        if self.min_delta is not None:
+            check_positive(self.min_delta, "min_delta")
+        for name in ("patience", "eval_points", "log_every"):
             check_positive_int(getattr(self, name), name)
-        for name in ("latent_dim", "latent_codes"):
+        for name in ("latent_dim", "latent_codes", "batch_size", "epochs"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         return self
 
+    def filled(self, *, images: bool) -> GeneratorConfig:
+        """A copy whose fields left None take the :data:`TRAINING` recipe of the data's kind."""
+        recipe = TRAINING["images" if images else "vectors"]
+        return dataclasses.replace(
+            self, **{k: v for k, v in recipe.items() if getattr(self, k) is None}
+        )
+
 
 # Fields that may change when a run is resumed.
-RESUMABLE_FIELDS = frozenset({"epochs", "eval_points", "log_every", "device", "eval_data"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "eval_points", "log_every", "device", "eval_data", "data_dir"}
+)
 
-DEFAULTS = dataclasses.asdict(GeneratorConfig())
+# Each field's value in a config.json written before the field existed.
+DEFAULTS = {**dataclasses.asdict(GeneratorConfig()), **LEGACY}
 
 
 def resumed_config(out: str | os.PathLike[str], **overrides: Any) -> GeneratorConfig:
     """The configuration saved in the generator run folder ``out``, with ``overrides`` applied
-    (:func:`distmatch.runs.resumed_config`)."""
-    return runs.resumed_config(out, GeneratorConfig, kind="generator", **overrides)
+    (:func:`distmatch.runs.resumed_config`); fields a run saved before they existed take the
+    values of :data:`LEGACY` (what such runs did: the biased estimator, the CL-GN generator)."""
+    saved = runs.RunDir(out)
+    config = saved.read_json(saved.config).get("config", {}) if saved.config.is_file() else {}
+    legacy = {k: v for k, v in LEGACY.items() if isinstance(config, dict) and k not in config}
+    return runs.resumed_config(out, GeneratorConfig, kind="generator", **legacy, **overrides)

@@ -19,20 +19,31 @@ from typing import Any
 import torch
 
 from .. import __version__, distances, distributed
+from .. import sketch as sk
 from .._core import check_memory
-from ..data import load_vectors
-from ..evaluation import evaluate_generator
-from ..models import build_generator
-from ..report import save_generator_curves, save_histograms, save_sketch_density
+from ..data import TOYS, load_split, toy_dataset
+from ..models import build_generator, default_generator
 from ..runs import Meter, RunDir, RunEngine
 from ..sketch import Sketch, sketch_distance, unit_ball_scaling
 from ._config import DEFAULTS, MULTISCALE, RESUMABLE_FIELDS, GeneratorConfig
+from ._evaluation import FIGURE_POINTS, HeldOut
+
+# Figures are redrawn after an epoch while the time spent drawing them stays under this share of
+# the run's; the first and the last evaluation always draw them.
+FIGURE_SHARE = 0.05
 
 __all__ = ["GeneratorRun"]
 
 log = logging.getLogger("distmatch.generation")
 
-FIGURE_POINTS = 20_000  # generated points in the histogram figure
+
+def _mmd_data(config: GeneratorConfig) -> tuple[torch.Tensor, tuple[int, ...], str | None]:
+    """The data of the exact-MMD baseline: ``(x (N, D) float64, sample shape, toy name)``."""
+    if config.dataset in TOYS:
+        return toy_dataset(config.dataset, 100_000, seed=config.seed).double(), (2,), config.dataset
+    train = load_split(config.dataset, "train", data_dir=config.data_dir)
+    x = train.get_batch(torch.arange(len(train))).flatten(1).double()  # (N, D)
+    return x, tuple(train.sample_shape) if train.is_image else (x.shape[1],), None
 
 
 class GeneratorRun(RunEngine):
@@ -51,43 +62,51 @@ class GeneratorRun(RunEngine):
     ) -> GeneratorRun:
         s = cls()
         run = RunDir(out)
-        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
-        distributed.check_divisible(config.batch_size, "batch_size")
+        config.validate()  # before anything is read: bad options fail first
         s.device = distributed.rank_device(config.device)
-        s.toy = None
+        s.law = s.bandwidth = None
         if config.objective == "sketch":
             s.sketch = Sketch.load(config.sketch)
             s.sketch.features.to(s.device)
             dim = s.sketch.features.dim
+            shape = s.sketch.sample_shape or (dim,)
             center = s.sketch.center
             s.center = torch.zeros(dim, dtype=torch.float64) if center is None else center.double()
             s.scale = float(s.sketch.scale)
-            s.data = None
+            s.data, toy = None, None
             source = config.eval_data or s.sketch.source
+            data_dir = config.data_dir or s.sketch.data_dir
         else:
-            raw, s.toy = load_vectors(config.dataset, seed=config.seed)
-            dim = raw.shape[1]
-            s.center, s.scale = torch.zeros(dim, dtype=torch.float64), unit_ball_scaling(raw)
-            s.data = (raw / s.scale).float().to(s.device)  # (N, D), unit-ball coordinates
-            source = config.eval_data or config.dataset
-        s.heldout = None
-        if source:
-            heldout, toy = load_vectors(
-                source, n=max(config.eval_points, 10_000), seed=config.seed + 1
+            s.sketch = None
+            raw, shape, toy = _mmd_data(config)
+            dim, images = raw.shape[1], len(shape) == 3
+            s.center = torch.zeros(dim, dtype=torch.float64)
+            s.scale = 1.0 if images else unit_ball_scaling(raw)  # images stay pixels in [0, 1]
+            s.data = (raw / s.scale).float().to(s.device)  # (N, D), sketch coordinates
+            s.law, _, s.bandwidth = sk.sketch_recipe(
+                dim, image=images, law=config.law, bandwidth=config.bandwidth
             )
-            if heldout.shape[1] != dim:
-                raise ValueError(
-                    f"eval_data must have the dimension of the {config.objective}'s data "
-                    f"(D={dim}); got '{source}' of dimension {heldout.shape[1]}."
+            if s.bandwidth is None:
+                rows = torch.randperm(
+                    len(raw), generator=torch.Generator().manual_seed(config.seed)
                 )
-            s.toy = s.toy or toy
-            s.heldout = ((heldout - s.center) / s.scale).float()
+                probe = s.data[rows[: sk.BANDWIDTH_PROBE].to(s.device)]
+                s.bandwidth = sk.median_bandwidth(probe.double().cpu(), law=s.law)
+            source, data_dir = config.eval_data or config.dataset, config.data_dir
+        s.sample_shape = tuple(shape)
+        config = config.filled(images=len(shape) == 3)
+        state = s.open(config, run, resume=resume, resumable=RESUMABLE_FIELDS, defaults=DEFAULTS)
+        distributed.check_divisible(config.batch_size, "batch_size")
+        s.heldout = HeldOut(
+            source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1,
+            config.objective,
+        )  # fmt: skip
+        s.toy = toy or s.heldout.toy
         s._check_memory(dim)
+        arch = default_generator(shape) if config.arch == "auto" else config.arch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            s.generator = build_generator(
-                config.arch, sample_shape=(dim,), latent_dim=config.latent_dim
-            )
+            s.generator = build_generator(arch, sample_shape=shape, latent_dim=config.latent_dim)
         s.generator.to(s.device)
         s.optimizer = torch.optim.Adam(s.generator.parameters(), lr=config.lr)
         s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
@@ -102,6 +121,7 @@ class GeneratorRun(RunEngine):
         s.total_steps = config.epochs * s.steps_per_epoch
         s.epoch_meter = Meter()
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
+        s.figure_seconds = 0.0
         s.begin(run, s._record(dim), state)
         return s
 
@@ -114,6 +134,8 @@ class GeneratorRun(RunEngine):
         else:
             floats = 4 * b * self.sketch.features.n_frequencies
         what = f"batch_size={b} ({self.config.objective} loss)"
+        if len(self.sample_shape) == 3:  # the generator's activations: about 40 floats a pixel
+            floats += 40 * b * dim
         check_memory(4 * (floats + 4 * b * dim), what, self.device)
 
     def _record(self, dim: int) -> dict[str, Any]:
@@ -121,9 +143,11 @@ class GeneratorRun(RunEngine):
             "kind": "generator",
             "config": dataclasses.asdict(self.config),
             "resolved": {
-                "arch": self.config.arch,
+                "arch": self.generator.arch,
                 "latent_dim": self.generator.latent_dim,
-                "sample_shape": [dim],
+                "sample_shape": list(self.sample_shape),
+                "law": self.law,
+                "bandwidth": self.bandwidth,
                 "center": self.center.tolist(),
                 "scale": self.scale,
                 "toy": self.toy,
@@ -133,7 +157,7 @@ class GeneratorRun(RunEngine):
         }
 
     def before_first_save(self) -> None:
-        self.evaluate()  # the untrained generator: where the curves start
+        self.evaluate(final=True)  # the untrained generator: where the curves start
 
     # --------------------------------------------------------------------------------- a step
     def epoch_order(self) -> torch.Tensor:
@@ -156,29 +180,40 @@ class GeneratorRun(RunEngine):
             return codes if self.world.size == 1 else codes[part.to(self.device)]
         return self.codes[part.to(self.device)]
 
+    def to_sketch(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) sketch coordinates of samples: image generators emit pixels, which are mapped
+        by the sketch's ``(x - center) / scale``; vector generators emit sketch coordinates."""
+        if len(self.sample_shape) != 3:
+            return x
+        x = x.flatten(1)
+        return x if self.scale == 1.0 and not self.center.any() else (x - self.center) / self.scale
+
     def loss(self, x: torch.Tensor, order: torch.Tensor, batch: int) -> torch.Tensor:
         """The squared sketch distance, or the exact MMD against a random batch of the data.
 
-        ``x`` (B_r, D) is this rank's part; the loss is that of the global batch on every rank:
-        the sketch distance of the all-reduced mean features, or the MMD of the gathered samples.
+        ``x`` (B_r, *sample_shape) is this rank's part; the loss is that of the global batch on
+        every rank: the sketch distance of the all-reduced mean features, or the MMD of the
+        gathered samples.
         """
         if not bool(torch.isfinite(x.detach()).all()):
             raise self.diverged()  # a diverged generator, not bad input
+        x = self.to_sketch(x)  # (B_r, D)
         if self.config.objective == "sketch":
-            return self._form(sketch_distance(self.sketch, x, across_ranks=True))
+            distance = sketch_distance(
+                self.sketch, x, estimator=self.config.estimator, across_ranks=True
+            )
+            return self._form(distance)
         _, sizes = distributed.split_batch(self._global_batch(order, batch))
         x = distributed.all_gather_rows(x, sizes)  # (B, D)
         index = torch.randint(
             self.data.shape[0], (x.shape[0],), generator=self.rng, device=self.device
         )
         y = self.data[index]  # (B, D)
-        if self.config.kernel == "multiscale":
-            options = {"kernel": "gaussian", "scales": MULTISCALE}
+        if self.config.kernel == "multiscale" or self.law == "multiscale_gaussian":
+            options = {"kernel": "gaussian", "scales": MULTISCALE}  # the law's kernel, times 5
         else:
-            options = {
-                "kernel": "folded_gaussian" if self.config.law == "folded_gaussian" else "gaussian"
-            }
-        return self._form(distances.mmd(x, y, bandwidth=self.config.bandwidth, **options))
+            options = {"kernel": "folded_gaussian" if self.law == "folded_gaussian" else "gaussian"}
+        return self._form(distances.mmd(x, y, bandwidth=self.bandwidth, **options))
 
     def loss_label(self) -> str:
         """What the loss is, for the curves' axis."""
@@ -218,46 +253,33 @@ class GeneratorRun(RunEngine):
         row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, **means}
         if self.world.is_main:
             self.run.append_metrics(row)
-        self.evaluate()
+        self.evaluate(final=self.epoch >= self.config.epochs or self.stopped_early)
         self.save()
 
-    def evaluate(self) -> dict[str, float]:
-        """Held-out metrics, a metrics row and figures (rank 0 only)."""
+    def evaluate(self, *, final: bool = False) -> dict[str, float]:
+        """Held-out metrics and a metrics row, and figures when they keep within their share of
+        the run's time (``FIGURE_SHARE``) or ``final`` (rank 0 only)."""
         if not self.world.is_main:
             return {}
         started = time.perf_counter()
+        wall = started - self.started + self.elapsed
+        draw = final or self.figure_seconds <= FIGURE_SHARE * wall
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
-        metrics: dict[str, float] = {}
-        shown = max(self.config.eval_points, FIGURE_POINTS)  # generating is cheap; metrics are not
+        images = len(self.sample_shape) == 3
+        shown = self.config.eval_points if images else max(self.config.eval_points, FIGURE_POINTS)
         with torch.no_grad():
             z = torch.randn(shown, self.generator.latent_dim, generator=gen)
-            samples = self.generator(z.to(self.device)).double().cpu()  # (P, D) sketch coordinates
-        if self.heldout is not None:
-            metrics = evaluate_generator(
-                samples[: self.config.eval_points], self.heldout, self._unscale, self.toy, gen
-            )
+            samples = self.generator(z.to(self.device)).cpu()  # (P, *sample_shape)
+        metrics = self.heldout.metrics(samples[: self.config.eval_points], gen)
         self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
-        self._figures(samples)
+        if draw:
+            drawing = time.perf_counter()
+            self.heldout.figures(
+                samples, self.run.figures, self.sketch, self.run.read_metrics(), self.loss_label()
+            )
+            self.figure_seconds += time.perf_counter() - drawing
         self.eval_seconds += time.perf_counter() - started
         return metrics
-
-    def _unscale(self, x: torch.Tensor) -> torch.Tensor:
-        return x.double() * self.scale + self.center
-
-    def _figures(self, samples: torch.Tensor) -> None:
-        folder = self.run.figures
-        data = self._unscale(self.heldout).numpy() if self.heldout is not None else None
-        save_histograms(data, self._unscale(samples).numpy(), folder / "histograms.png")
-        density = folder / "sketch_density.png"
-        if (
-            self.config.objective == "sketch"
-            and self.sketch.features.dim == 2
-            and not density.exists()
-        ):
-            save_sketch_density(self.sketch, density)  # depends on the sketch alone: drawn once
-        save_generator_curves(
-            self.run.read_metrics(), folder / "curves.png", loss_label=self.loss_label()
-        )
 
     # ---------------------------------------------------------------- RunEngine's hooks
     def parameters(self) -> Iterable[torch.Tensor]:

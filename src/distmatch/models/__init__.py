@@ -24,7 +24,13 @@ from ._autoencoder import (
     has_batchnorm,
     warn_if_batchnorm,
 )
-from ._generators import GENERATORS, Generator, GeneratorSpec, build_generator
+from ._generators import (
+    GENERATORS,
+    Generator,
+    GeneratorSpec,
+    build_generator,
+    default_generator,
+)
 from ._layers import Conv2dSame, ConvTranspose2dSame, HalfTanh, same_padding
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "build_autoencoder",
     "build_generator",
     "count_parameters",
+    "default_generator",
     "has_batchnorm",
     "same_padding",
     "warn_if_batchnorm",

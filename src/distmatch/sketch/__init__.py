@@ -10,7 +10,7 @@ law, so a generator can be trained from ``z`` alone (:func:`sketch_distance`). A
 keeps the float64 sum and the count, so sketches of shards merge exactly; it is saved as ``.npz``.
 
 Behind this face: the frequency laws (``_laws``), the one feature map (``_features``), bandwidth
-estimation (``_bandwidth``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
+estimation (``_bandwidth``), the default frequencies by kind of data (``_recipe``), exact sketches of Gaussians (``_gaussian``), the :class:`Sketch` and
 its distance (``_sketch``), the one pass over data in one process or across ranks (``_pass``),
 differential privacy (``_privacy``), what a sketch holds (``_pieces``), the file (``_io``) and
 the prior sketch of ``skwae`` (``_prior``).
@@ -30,7 +30,7 @@ from ._bandwidth import estimate_bandwidth
 from ._features import QUANTIZED_GAIN, FourierFeatures, mean_features
 from ._gaussian import gaussian_mixture_sketch, gaussian_sketch
 from ._io import FORMAT_VERSION, SketchError
-from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS
+from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS, SCALES
 from ._pass import sketch_dataset, unit_ball_scaling
 from ._pieces import Piece, file_fingerprint
 from ._prior import (
@@ -40,35 +40,66 @@ from ._prior import (
     prior_sketch,
     sketch_prior_distance,
 )
-from ._privacy import MECHANISMS, NEIGHBOURS, Privacy, private_sketch, sensitivity
+from ._privacy import (
+    MECHANISMS,
+    NEIGHBOURS,
+    Privacy,
+    analytic_gaussian_std,
+    check_budget,
+    private_sketch,
+    sensitivity,
+)
+from ._recipe import (
+    BANDWIDTH_PROBE,
+    IMAGE_LAW,
+    IMAGE_MAX_FREQUENCIES,
+    MEDIAN_FACTOR,
+    auto_bandwidth,
+    default_frequencies,
+    median_bandwidth,
+    radius_median,
+    sketch_recipe,
+)
 from ._sketch import Sketch, sketch_distance
 
 __all__ = [
+    "BANDWIDTH_PROBE",
     "CLGN_BANDWIDTH",
     "CLGN_FREQUENCIES",
     "FORMAT_VERSION",
+    "IMAGE_LAW",
+    "IMAGE_MAX_FREQUENCIES",
     "LAWS",
     "MECHANISMS",
+    "MEDIAN_FACTOR",
     "NEIGHBOURS",
     "PRIOR_SCALES",
     "QUANTIZED_GAIN",
+    "SCALES",
     "SKETCH_FREQUENCIES",
     "FourierFeatures",
     "Piece",
     "Privacy",
     "Sketch",
     "SketchError",
+    "analytic_gaussian_std",
+    "auto_bandwidth",
+    "check_budget",
     "default_bandwidth",
+    "default_frequencies",
     "estimate_bandwidth",
     "file_fingerprint",
     "gaussian_mixture_sketch",
     "gaussian_sketch",
     "mean_features",
+    "median_bandwidth",
     "prior_sketch",
     "private_sketch",
+    "radius_median",
     "sensitivity",
     "sketch_dataset",
     "sketch_distance",
     "sketch_prior_distance",
+    "sketch_recipe",
     "unit_ball_scaling",
 ]

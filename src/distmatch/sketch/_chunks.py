@@ -66,6 +66,6 @@ def chunks(data: object, batch_size: int) -> tuple[Iterator[object], int | None]
     total = (
         len(dataset)
         if isinstance(data, torch.utils.data.DataLoader) and hasattr(dataset, "__len__")
-        else None
+        else getattr(data, "num_samples", None)  # e.g. distmatch.data.FlatRows
     )
     return iter(data), total

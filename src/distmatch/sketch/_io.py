@@ -63,6 +63,10 @@ def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
         "piece_rows": np.array([(p.start, p.stop) for p in sketch.pieces], dtype=np.int64).reshape(
             -1, 2
         ),
+        # optional keys (absent in older files): what the samples are
+        "data_dir": np.str_(sketch.data_dir or ""),
+        "sample_shape": np.array(sketch.sample_shape or (), dtype=np.int64),
+        "label": np.int64(-1 if sketch.label is None else sketch.label),
     }
     if sketch.privacy is not None:
         arrays.update({f"dp_{k}": np.asarray(v) for k, v in vars(sketch.privacy).items()})
@@ -157,7 +161,12 @@ def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
         pieces = tuple(
             Piece(d, int(start), int(stop)) for d, (start, stop) in zip(names, rows, strict=True)
         )
+    shape = tuple(int(v) for v in a["sample_shape"]) if "sample_shape" in a else ()
+    label = int(a["label"]) if "label" in a else -1
     return {
+        "data_dir": (str(a["data_dir"]) or None) if "data_dir" in a else None,
+        "sample_shape": shape or None,
+        "label": None if label < 0 else label,
         "pieces": pieces,
         "features": features,
         "center": a["center"] if a["center"].size else None,

@@ -12,6 +12,9 @@ transform of the law of ``omega`` (Bochner):
 - ``folded_gaussian``: ``R = |N(0, 1)|`` (CL-GN); in 2-D, ``k = exp(-s^2/4) I0(s^2/4)`` with
   ``s = |x - y| / bandwidth``.
 - ``adapted_radius``: density ``p(R) ∝ sqrt(R^2 + R^4/4) exp(-R^2/2)`` (Keriven et al. 2018).
+- ``multiscale_gaussian``: ``R = chi_D / s_j`` with the scales ``s_j`` of :data:`SCALES` taken in
+  turn (m/5 frequencies each), so ``k(x, y) = mean_s exp(-|x - y|^2 / (2 (s bandwidth)^2))``: a
+  mixture of Gaussian kernels, wide ones that pull far samples in and narrow ones that see detail.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "CLGN_BANDWIDTH",
     "CLGN_FREQUENCIES",
     "LAWS",
+    "SCALES",
     "as_float64",
     "check_vector",
     "draw_frequencies",
@@ -38,6 +42,9 @@ __all__ = [
 # so bandwidth = sqrt(1e-3), and m = 10,000 frequencies of the folded-Gaussian law.
 CLGN_BANDWIDTH = math.sqrt(1e-3)
 CLGN_FREQUENCIES = 10_000
+
+# Factors on the bandwidth of the multi-scale Gaussian law and of the exact MMD's multi-scale kernel.
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 RadiusSampler = Callable[[int, int, "torch.Generator | None"], torch.Tensor]
 
@@ -83,10 +90,17 @@ def _radius_adapted(m: int, dim: int, generator: torch.Generator | None) -> torc
     return torch.from_numpy(np.interp(u.cpu().numpy(), cdf, r))  # (m,)
 
 
+def _radius_multiscale(m: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``R = chi_dim / s_j``, the scales of :data:`SCALES` in turn."""
+    scales = torch.tensor(SCALES, dtype=torch.float64).repeat(-(-m // len(SCALES)))[:m]  # (m,)
+    return _radius_gaussian(m, dim, generator) / scales  # (m,)
+
+
 LAWS: dict[str, RadiusSampler] = {
     "gaussian": _radius_gaussian,
     "folded_gaussian": _radius_folded_gaussian,
     "adapted_radius": _radius_adapted,
+    "multiscale_gaussian": _radius_multiscale,
 }
 """Radius samplers ``(m, dim, generator) -> (m,) float64 tensor`` of the frequency laws."""
 

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import scipy.optimize
+import scipy.special
 import torch
 
 from .._core import check_choice, check_positive
@@ -17,9 +19,17 @@ from .._core import check_choice, check_positive
 if TYPE_CHECKING:
     from ._sketch import Sketch
 
-__all__ = ["MECHANISMS", "NEIGHBOURS", "Privacy", "private_sketch", "sensitivity"]
+__all__ = [
+    "MECHANISMS",
+    "NEIGHBOURS",
+    "Privacy",
+    "analytic_gaussian_std",
+    "check_budget",
+    "private_sketch",
+    "sensitivity",
+]
 
-MECHANISMS = ("laplace", "gaussian")
+MECHANISMS = ("laplace", "gaussian", "analytic_gaussian")
 NEIGHBOURS = ("add_remove", "replace")
 
 
@@ -30,7 +40,7 @@ class Privacy:
     Attributes:
         epsilon: privacy loss bound ``epsilon``.
         delta: failure probability ``delta`` (0 for the Laplace mechanism).
-        mechanism: ``"laplace"`` or ``"gaussian"``.
+        mechanism: ``"laplace"``, ``"gaussian"`` or ``"analytic_gaussian"``.
         neighbours: ``"add_remove"`` or ``"replace"``: which data sets count as neighbours.
         noise_scale: Laplace scale ``b`` or Gaussian standard deviation of the noise on each
             coordinate of the sum.
@@ -67,17 +77,46 @@ def _normal(n: int, std: float, generator: torch.Generator | None) -> torch.Tens
     return (std * torch.randn(n, generator=generator, dtype=torch.float64, device=device)).cpu()
 
 
-def _check_budget(epsilon: object, delta: object, mechanism: str) -> tuple[float, float]:
+def analytic_gaussian_std(epsilon: float, delta: float, sensitivity: float) -> float:
+    """The smallest ``sigma`` for which ``N(0, sigma^2)`` noise is ``(epsilon, delta)``-DP at L2
+    sensitivity ``Delta`` (Balle & Wang, ICML 2018, Thm. 8; any ``epsilon > 0``)::
+
+        Phi(Delta / (2 sigma) - epsilon sigma / Delta)
+            - e^epsilon Phi(-Delta / (2 sigma) - epsilon sigma / Delta) <= delta
+
+    The left side falls as ``sigma`` grows; the root is found by bracketing in ``log sigma``
+    (``e^epsilon Phi(.)`` is evaluated as ``exp(epsilon + log Phi(.))``, so large ``epsilon``
+    does not overflow). Below the classical ``Delta sqrt(2 ln(1.25/delta)) / epsilon`` wherever
+    that one is valid (``epsilon < 1``): 7.03 against 9.69 at ``epsilon = 0.5``, ``delta = 1e-5``.
+    """
+
+    def excess(log_sigma: float) -> float:
+        sigma = math.exp(log_sigma)
+        a, b = sensitivity / (2 * sigma), epsilon * sigma / sensitivity
+        tail = math.exp(epsilon + float(scipy.special.log_ndtr(-a - b)))
+        return float(scipy.special.ndtr(a - b)) - tail - delta
+
+    lo, hi = math.log(sensitivity) - 30.0, math.log(sensitivity) + 30.0
+    return math.exp(scipy.optimize.brentq(excess, lo, hi, xtol=1e-12))
+
+
+def check_budget(epsilon: object, delta: object, mechanism: str) -> tuple[float, float]:
+    """``(epsilon, delta)`` checked for ``mechanism`` (before any data is read).
+
+    Raises:
+        TypeError, ValueError: as :func:`private_sketch` does.
+    """
+    check_choice(mechanism, "mechanism", MECHANISMS)
     epsilon = check_positive(epsilon, "epsilon")
     if isinstance(delta, bool) or not isinstance(delta, int | float):
         raise TypeError(f"delta must be a number; got {type(delta).__name__}.")
     delta = float(delta)
     if mechanism == "laplace" and delta != 0.0:
         raise ValueError(f"delta must be 0 for the Laplace mechanism (pure DP); got {delta}.")
-    if mechanism == "gaussian":
+    if mechanism in ("gaussian", "analytic_gaussian"):
         if not 0.0 < delta < 1.0:
             raise ValueError(f"delta must be in (0, 1) for the Gaussian mechanism; got {delta}.")
-        if epsilon >= 1.0:
+        if mechanism == "gaussian" and epsilon >= 1.0:
             raise ValueError(
                 f"epsilon must be < 1 for the classical Gaussian mechanism; got {epsilon}."
             )
@@ -126,15 +165,20 @@ def private_sketch(
       every released coordinate.
     - Gaussian (``(epsilon, delta)``-DP, the classical mechanism, Dwork & Roth Thm A.1, valid for
       ``epsilon < 1``): ``N(0, sigma^2)``, ``sigma = Delta_2 sqrt(2 ln(1.25/delta)) / epsilon``.
+    - Analytic Gaussian (``(epsilon, delta)``-DP for every ``epsilon > 0``, Balle & Wang 2018):
+      ``N(0, sigma^2)`` with the smallest ``sigma`` of :func:`analytic_gaussian_std`. Its noise
+      on the mean features, ``2m sigma^2 / N^2`` in all, does not grow with ``m`` through the
+      sensitivity (``Delta_2`` is 1 whatever ``m``), while Laplace's grows as ``m^2``: for image
+      sketches with thousands of frequencies it is the mechanism to use.
 
     The mean of the result is ``(S + noise) / round(count + noise)``. Merging two private sketches
     of disjoint data with the same guarantee keeps that guarantee (parallel composition).
 
     Args:
         sketch: a non-private sketch with count >= 1.
-        epsilon: privacy loss bound, > 0 (< 1 for the Gaussian mechanism).
-        delta: 0 for Laplace; in (0, 1) for Gaussian.
-        mechanism: ``"laplace"`` or ``"gaussian"``.
+        epsilon: privacy loss bound, > 0 (< 1 for the classical Gaussian mechanism).
+        delta: 0 for Laplace; in (0, 1) for the Gaussian mechanisms.
+        mechanism: ``"laplace"``, ``"gaussian"`` or ``"analytic_gaussian"``.
         neighbours: ``"add_remove"`` (one point more or less) or ``"replace"`` (one point changed).
         generator: source of the noise.
 
@@ -159,7 +203,7 @@ def private_sketch(
         raise ValueError(f"sketch must hold at least one sample; got count={sketch.count}.")
     check_choice(mechanism, "mechanism", MECHANISMS)
     check_choice(neighbours, "neighbours", NEIGHBOURS)
-    epsilon, delta = _check_budget(epsilon, delta, mechanism)
+    epsilon, delta = check_budget(epsilon, delta, mechanism)
     features = sketch.features
     m = features.n_frequencies
     norm = 1 if mechanism == "laplace" else 2
@@ -171,7 +215,10 @@ def private_sketch(
         scale = delta_s / epsilon
         noise = _laplace(2 * m + with_count, scale, generator)  # (2m [+ 1],)
     else:
-        scale = delta_s * math.sqrt(2 * math.log(1.25 / delta)) / epsilon
+        if mechanism == "gaussian":
+            scale = delta_s * math.sqrt(2 * math.log(1.25 / delta)) / epsilon
+        else:
+            scale = analytic_gaussian_std(epsilon, delta, delta_s)
         noise = _normal(2 * m + with_count, scale, generator)  # (2m [+ 1],)
     count = max(1, round(sketch.count + float(noise[-1]))) if with_count else sketch.count
     privacy = Privacy(epsilon, delta, mechanism, neighbours, scale, scale * with_count)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import distributed
-from .._core import check_positive, check_samples, fused
+from .._core import check_choice, check_positive, check_samples, fused
 from ._chunks import as_chunk, check_dim
 from ._features import QUANTIZED_GAIN, FeatureSummer, FourierFeatures, cos_sin, phases
 from ._io import read_sketch, write_sketch
@@ -60,8 +60,11 @@ class Sketch:
         self._count = 0
         self._privacy: Privacy | None = None
         self._cache: dict[tuple, tuple] = {}
-        # Where the data came from, e.g. a toy's name: readers may draw fresh held-out points.
-        self.source: str | None = None
+        # What the data were, for readers (evaluation, samplers); none of it enters the features.
+        self.source: str | None = None  # a toy's or data set's name: held-out points come from it
+        self.data_dir: str | None = None  # where a registered data set's files were
+        self.sample_shape: tuple[int, ...] | None = None  # (C, H, W) of images: samples reshape
+        self.label: int | None = None  # the class of a per-class sketch (--by-label)
         self._pieces: tuple[Piece, ...] = ()
 
     features = property(lambda self: self._features, doc="The feature map (FourierFeatures).")
@@ -144,7 +147,14 @@ class Sketch:
         self._count += other._count
         self._pieces = (*self._pieces, *other._pieces)
         if self.source != other.source:
-            self.source = None  # a mixture of sources is no longer one data set
+            self.source = self.data_dir = None  # a mixture of sources is no longer one data set
+        if self.label != other.label:
+            self.label = None  # a mixture of classes
+        if self.sample_shape != other.sample_shape:
+            raise ValueError(
+                f"other must hold samples of the same shape as this sketch ({self.sample_shape}); "
+                f"got {other.sample_shape}."
+            )
         return self
 
     def copy(self) -> Sketch:
@@ -152,6 +162,7 @@ class Sketch:
         return Sketch.from_parts(
             self._features, center=self._center, scale=self._scale, total=self._sum.clone(),
             count=self._count, source=self.source, privacy=self._privacy, pieces=self._pieces,
+            data_dir=self.data_dir, sample_shape=self.sample_shape, label=self.label,
         )  # fmt: skip
 
     @classmethod
@@ -166,9 +177,13 @@ class Sketch:
         source: str | None = None,
         privacy: Privacy | None = None,
         pieces: tuple[Piece, ...] = (),
+        data_dir: str | None = None,
+        sample_shape: tuple[int, ...] | None = None,
+        label: int | None = None,
     ) -> Sketch:
         """The sketch with a given float64 feature ``total`` (2m,) (the ``sum`` property) and
-        ``count``, e.g. as read from a file or reduced over ranks.
+        ``count``, e.g. as read from a file or reduced over ranks; ``source``, ``data_dir``,
+        ``sample_shape`` and ``label`` describe the data (see the attributes of the same names).
 
         Raises:
             TypeError, ValueError: bad features, scaling, total or count.
@@ -184,6 +199,12 @@ class Sketch:
         sketch._sum, sketch._count = total.clone(), count
         sketch.source, sketch._privacy = source, privacy
         sketch._pieces = tuple(Piece(*piece) for piece in pieces)
+        sketch.data_dir, sketch.label = data_dir, label
+        if sample_shape is not None:
+            shape = tuple(int(s) for s in sample_shape)
+            if math.prod(shape) != features.dim or min(shape, default=0) < 1:
+                raise ValueError(f"sample_shape must have D={features.dim} elements; got {shape}.")
+            sketch.sample_shape = shape
         return sketch
 
     def with_noise(self, noise: torch.Tensor, count: int, privacy: Privacy) -> Sketch:
@@ -244,7 +265,11 @@ def _same_center(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
 
 
 def sketch_distance(
-    sketch: Sketch, samples: torch.Tensor, *, across_ranks: bool = False
+    sketch: Sketch,
+    samples: torch.Tensor,
+    *,
+    estimator: str = "biased",
+    across_ranks: bool = False,
 ) -> torch.Tensor:
     """Squared distance ``|g mean_i phi(y_i) - z|^2`` between the samples' features and the sketch.
 
@@ -254,8 +279,18 @@ def sketch_distance(
     E_u[sign(sin u) sin(u + d)] = (2/pi) cos d``, so the cross term estimates ``(4/pi) k(x, y)`` and
     ``g^2 k(y, y') - 2 g (4/pi) k(x, y)`` is proportional to the MMD^2 terms only for ``g = 4/pi``.
 
+    ``estimator="unbiased"`` leaves out the ``N`` diagonal terms ``g^2 |phi(y_i)|^2 = g^2`` of
+    ``|g mean_i phi(y_i)|^2`` (the U-statistic of the MMD^2, as :func:`distmatch.distances.mmd`'s
+    ``unbiased``), with ``u = g mean_i phi(y_i)``::
+
+        unbiased = |u - z|^2 + (|u|^2 - g^2) / (N - 1)
+
+    The biased value's expectation over the samples adds ``(g^2 - |E u|^2) / N`` to the MMD^2: a
+    reward for batches of alike samples, which pulls a generator towards fewer modes the smaller
+    ``N`` is; the unbiased value's expectation is the MMD^2 itself (up to the sketch's ``z``).
+
     Gradient in closed form (one autograd node, first order only), with ``t = y Omega + xi`` and
-    the residual ``r = [r_c; r_s]``::
+    the residual ``r = [r_c; r_s] = u - z`` (unbiased: ``r + u / (N - 1)``)::
 
         d/dy_i = (2 g / (N sqrt(m))) sum_j (cos t_ij r_s,j - sin t_ij r_c,j) omega_j
 
@@ -268,6 +303,7 @@ def sketch_distance(
     Args:
         sketch: the data sketch (count >= 1).
         samples: (N, D) floating tensor; dtype and device of the result follow it.
+        estimator: ``"biased"`` (the squared distance itself) or ``"unbiased"`` (N >= 2).
         across_ranks: ``samples`` are this rank's part of a batch split over the ranks (no effect
             in one process).
 
@@ -286,25 +322,36 @@ def sketch_distance(
     """
     if not isinstance(sketch, Sketch):
         raise TypeError(f"sketch must be a Sketch; got {type(sketch).__name__}.")
-    samples = check_samples(samples, "samples", min_points=0 if across_ranks else 1)
+    check_choice(estimator, "estimator", ("biased", "unbiased"))
+    unbiased = estimator == "unbiased"
+    samples = check_samples(
+        samples, "samples", min_points=0 if across_ranks else (2 if unbiased else 1)
+    )
     check_dim(samples, sketch.features.dim, "samples")
     omega, dither, target = sketch._constants(samples.device, samples.dtype)
     m = sketch.features.n_frequencies
-    factor = (QUANTIZED_GAIN if sketch.features.quantized else 1.0) / math.sqrt(m)
+    gain = QUANTIZED_GAIN if sketch.features.quantized else 1.0
+    factor = gain / math.sqrt(m)
     if across_ranks and distributed.is_active():
         cos, sin = cos_sin(phases(samples, omega, dither))  # (B_r, m) each
         count = samples.new_tensor([float(samples.shape[0])])
         total = distributed.all_reduce_sum(torch.cat([cos.sum(0), sin.sum(0), count]))  # (2m + 1,)
-        return (total[:-1] * (factor / total[-1]) - target).square().sum()
+        u = total[:-1] * (factor / total[-1])  # (2m,)
+        value = (u - target).square().sum()
+        return value + (u.square().sum() - gain**2) / (total[-1] - 1) if unbiased else value
 
     def compute(y: torch.Tensor, *, needs: tuple[bool, ...]):
         t = phases(y, omega, dither)  # (N, m)
         sin = torch.sin(t)  # (N, m)
         cos = t.cos_()  # (N, m)
-        scale = factor / y.shape[0]
-        r_c = cos.sum(dim=0).mul_(scale).sub_(target[:m])  # (m,)
-        r_s = sin.sum(dim=0).mul_(scale).sub_(target[m:])  # (m,)
+        n = y.shape[0]
+        scale = factor / n
+        u_c, u_s = cos.sum(dim=0).mul_(scale), sin.sum(dim=0).mul_(scale)  # (m,) each
+        r_c, r_s = u_c - target[:m], u_s - target[m:]  # (m,) each
         value = r_c.square().sum() + r_s.square().sum()
+        if unbiased:
+            value = value + (u_c.square().sum() + u_s.square().sum() - gain**2) / (n - 1)
+            r_c, r_s = r_c + u_c / (n - 1), r_s + u_s / (n - 1)
         if not needs[0]:
             return value, (None,)
         w = cos.mul_(r_s).sub_(sin.mul_(r_c))  # (N, m)
