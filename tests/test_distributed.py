@@ -46,7 +46,7 @@ def without_figures(monkeypatch):
     """Figures are not compared here; drawing them would take most of the time."""
     for name in ("save_autoencoder_figures", "save_training_curves"):
         monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
-    monkeypatch.setattr(GeneratorRun, "evaluate", lambda self: {})
+    monkeypatch.setattr(GeneratorRun, "evaluate", lambda self, **kwargs: {})
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_shards_merged_equal_the_one_shot_sketch(tmp_path):
         (["--shard", "4/3"], "--shard must be I/N with 1 <= I <= N"),
         (["--shard", "two"], "--shard must be I/N with 1 <= I <= N"),
         (["--shard", "9/9"], "--shard 9/9 must hold data; got none: 5000 rows make 8 chunks"),
-        (["--scale", "-1"], "--scale must be unit_ball, none or a positive number"),
+        (["--scale", "-1"], "--scale must be auto, unit_ball, none or a positive number"),
     ],
 )
 def test_bad_shard_or_scale_is_one_line_and_status_2(tmp_path, capsys, flags, message):

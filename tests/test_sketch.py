@@ -159,6 +159,17 @@ def test_failed_compilation_falls_back_to_eager_with_a_warning(features, data, m
     torch.testing.assert_close(s.mean, expected, rtol=0, atol=0)
 
 
+def test_auto_compiles_only_on_cuda(features, data, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: compiled.append(fn) or fn)
+    sketch.sketch_dataset(data, features, progress=False, device="cpu")  # compile="auto"
+    assert compiled == []  # the CPU sums stay eager
+    sketch.sketch_dataset(data, features, progress=False, device="cpu", compile=True)
+    assert len(compiled) == 1
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto'; got 'yes'"):
+        sketch.sketch_dataset(data, features, progress=False, compile="yes")
+
+
 # --- merging ---------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from ._checks import (
     check_samples,
     check_scales,
 )
-from ._devices import available_memory, check_memory, resolve_device
+from ._devices import available_memory, check_memory, compiler_available, resolve_device
 from ._files import atomic_path, remove_orphans
 from ._fused import fused
 from ._registry import as_shape, as_widths, resolve
@@ -33,6 +33,7 @@ __all__ = [
     "check_positive_int",
     "check_samples",
     "check_scales",
+    "compiler_available",
     "fused",
     "remove_orphans",
     "resolve",

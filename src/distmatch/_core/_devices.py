@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+
 import torch
 
-__all__ = ["available_memory", "check_memory", "resolve_device"]
+__all__ = ["available_memory", "check_memory", "compiler_available", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -84,3 +87,11 @@ def check_memory(needed: float, what: str, device: str | torch.device = "cpu") -
             f"{what} needs about {_gib(needed)}; {_gib(free)} are available on "
             f"{torch.device(device)}."
         )
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can build code for ``device`` here: Triton for CUDA, a C++
+    compiler for the CPU."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))

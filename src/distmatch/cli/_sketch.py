@@ -153,7 +153,8 @@ def run_sketch(args: argparse.Namespace) -> int:
         sketches = []
         for (label, index), out in zip(groups, outs, strict=True):
             index = index[shard]
-            if distributed.is_active():  # each rank reads its run of whole chunks
+            if distributed.is_active() and not isinstance(source.data, np.ndarray):
+                # each rank reads its run of whole chunks (sketch_dataset cuts arrays itself)
                 w = distributed.world()
                 index = index[distributed.shard_rows(len(index), args.batch_size, w.rank, w.size)]
             sketch = sk.sketch_dataset(

@@ -95,7 +95,8 @@ def reproduce_clgn(
     rows = [r for r in run.read_metrics() if r["kind"] == "epoch"]
     losses = {r["epoch"]: r.get("distance", r["loss"]) for r in rows}
     squared = {r["epoch"]: r["distance_squared"] for r in rows if "distance_squared" in r}
-    floor = (1.0 - float(sketch.mean.square().sum())) / config.batch_size  # E of a data batch
+    batch = config.filled(images=False).batch_size
+    floor = (1.0 - float(sketch.mean.square().sum())) / batch  # E of a data batch
     result = {
         **summary,
         "losses": losses,

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
-from .._core import check_positive_int, resolve_device
+from .._core import check_positive_int, compiler_available, resolve_device
 from ._chunks import as_chunk, chunks
 from ._features import FeatureSummer, FourierFeatures
 from ._laws import check_vector
@@ -56,7 +56,7 @@ def sketch_dataset(
     scale: float = 1.0,
     device: str | torch.device = "auto",
     progress: bool = True,
-    compile: bool = False,
+    compile: bool | str = "auto",
     across_ranks: bool = False,
 ) -> Sketch:
     """Sketch of a whole data set in one pass: ``Sketch(features, center, scale).update(...)``.
@@ -80,7 +80,10 @@ def sketch_dataset(
         scale: divisor of that map, > 0 (e.g. :func:`unit_ball_scaling`).
         device: ``"auto"`` (CUDA when available), or a device.
         progress: show a tqdm bar with samples/s.
-        compile: ``torch.compile`` the per-block sums (falls back, with a warning, if it fails).
+        compile: ``torch.compile`` the per-block sums (falls back, with a warning, if it fails);
+            ``"auto"`` (default): on CUDA where Triton is present (one fused kernel reads the
+            phases once: 1.29x the bare product ``x Omega`` on an H200 at D = 784, against 1.39x
+            eager), never on the CPU (where eager sums are as fast and need no build time).
         across_ranks: under ``torchrun``, each rank sketches its shard and every rank returns
             the sketch of all the data (no effect in one process). Arrays and tensors (the same on
             every rank, e.g. one memory map) are cut into contiguous runs of whole ``batch_size``
@@ -109,7 +112,12 @@ def sketch_dataset(
         data = _local_shard(data, batch_size)
     sketch = Sketch(features, center=center, scale=scale)
     stream, total = chunks(data, batch_size)
-    summer = FeatureSummer(features, sketch.center, sketch.scale, resolve_device(device), compile)
+    device = resolve_device(device)
+    if compile == "auto":
+        compile = device.type == "cuda" and compiler_available(device)
+    elif not isinstance(compile, bool):
+        raise ValueError(f"compile must be True, False or 'auto'; got {compile!r}.")
+    summer = FeatureSummer(features, sketch.center, sketch.scale, device, compile)
     start = time.perf_counter()
     shown = progress and (not ranks or distributed.is_main())
     with tqdm(

@@ -25,9 +25,7 @@ Reference: Spurek et al., "One-element Batch Training by Moving Window", arXiv:1
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import warnings
 from typing import Any
 
@@ -35,6 +33,7 @@ import torch
 from torch import nn
 
 from .. import distributed
+from .._core import compiler_available
 from ..objectives import global_objective
 from ..report import chunk_size
 from ..runs import RunDir, stop_on_signals
@@ -192,14 +191,6 @@ def _reencode_window(model, window: MovingWindow, inputs: torch.Tensor, data, de
 
 
 AUTO_COMPILE_STEPS = 50_000  # fewer steps do not win back the seconds that compilation takes
-
-
-def compiler_available(device: torch.device) -> bool:
-    """Whether ``torch.compile`` can build code for ``device`` here: Triton for CUDA, a C++
-    compiler for the CPU."""
-    if device.type == "cuda":
-        return importlib.util.find_spec("triton") is not None
-    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
 
 
 def _compiled(fn, *, required: bool = True):
