@@ -72,3 +72,20 @@ def test_bad_options_and_shapes():
         AutoencoderObjective("wae", lam=-1)
     with pytest.raises(ValueError, match=r"reconstructions must have the inputs' shape \(2, 3\)"):
         reconstruction_errors(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_skwae_draws_hold_the_prior_sketch_and_give_the_same_cost(gen):
+    """The frequencies and prior sketch are fetched before a compiled forward (no cache traced)."""
+    from distmatch.sketch import mean_features, prior_sketch
+
+    objective = AutoencoderObjective("skwae", sketch_frequencies=64)
+    x = torch.rand(5, 1, 4, 4, generator=gen)
+    x_rec = torch.rand(5, 1, 4, 4, generator=gen)
+    codes = torch.randn(5, 3, generator=gen)
+    draws = objective.draws((5, 3), None)
+    omega, target = prior_sketch(3, 64, None)
+    assert draws.omega is omega and draws.target is target  # the cached tensors, not copies
+    with_draws = objective(x, x_rec, codes, draws=draws)["distance"]
+    expected = torch.log((mean_features(codes, omega) - target).square().sum())
+    torch.testing.assert_close(with_draws, expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(objective(x, x_rec, codes)["distance"], with_draws, rtol=0, atol=0)

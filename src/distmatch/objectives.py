@@ -69,6 +69,10 @@ class Draws(NamedTuple):
 
     prior: torch.Tensor | None = None  # (n, D) N(0, I) draws: wae, swae
     theta: torch.Tensor | None = None  # (D, L) unit directions: swae
+    # skwae: its fixed frequencies (D, m) and N(0, I)'s exact sketch (2m,), not random, but read
+    # from a cache that a compiled graph would trace through (recomputing them every step)
+    omega: torch.Tensor | None = None
+    target: torch.Tensor | None = None
 
 
 def draw(
@@ -131,15 +135,15 @@ def skwae_term(
     0.39 without). The distance has a floor, about ``(1 - |p|^2) / n``, so the log stays finite.
     ``dim`` is needed for a joined sketch only (it fixes the frequencies).
     """
-    del draws  # exact prior sketch: no draws
+    if draws.target is not None:  # fetched before a compiled forward (AutoencoderObjective.draws)
+        omega, prior = draws.omega, draws.target
+    else:
+        if codes.dim() != 2 and dim is None:
+            raise ValueError("skwae needs the latent dimension to score a joined sketch; got none.")
+        width = codes.shape[1] if codes.dim() == 2 else dim
+        omega, prior = prior_sketch(width, m, bandwidth, device=codes.device, dtype=codes.dtype)
     if codes.dim() == 2:
-        omega, prior = prior_sketch(
-            codes.shape[1], m, bandwidth, device=codes.device, dtype=codes.dtype
-        )
         return torch.log(sketch_prior_distance(mean_features(codes, omega), prior))
-    if dim is None:
-        raise ValueError("skwae needs the latent dimension to score a joined sketch; got none.")
-    _, prior = prior_sketch(dim, m, bandwidth, device=codes.device, dtype=codes.dtype)
     return torch.log(sketch_prior_distance(codes, prior))
 
 
@@ -279,7 +283,18 @@ class AutoencoderObjective:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> Draws:
-        """The draws of one step whose joined codes have ``shape = (n, D)`` (:func:`draw`)."""
+        """The draws of one step whose joined codes have ``shape = (n, D)`` (:func:`draw`); for
+        skwae its frequencies and the prior's sketch (``shape = (2m,)`` for a joined sketch)."""
+        if self.model == "skwae":
+            dim = shape[1] if len(shape) == 2 else self.options["dim"]
+            if dim is None:
+                raise ValueError(
+                    "skwae needs the latent dimension to score a joined sketch; got none."
+                )
+            omega, target = prior_sketch(
+                dim, self.options["m"], self.options["bandwidth"], device=device, dtype=dtype
+            )
+            return Draws(omega=omega, target=target)
         return draw(
             self.model, shape, generator, n_projections=self.n_projections, dtype=dtype,
             device=device,
