@@ -71,8 +71,11 @@ def quality(summary: dict, prefix: str = "") -> dict:
     return {k: summary.get(prefix + k) for k in keys}
 
 
-def sketch_row(name: str, data_dir: Path, out: Path, threads: int, log: Path, *extra: str):
-    path = out / f"{name}.npz"
+def sketch_row(
+    name: str, data_dir: Path, out: Path, threads: int, log: Path, *extra: str, stem: str = ""
+):
+    """Sketches the data set ``name`` into ``OUT/<stem or name>.npz`` unless it exists."""
+    path = out / f"{stem or name}.npz"
     seconds = None
     if not path.exists():
         seconds = distmatch(
@@ -165,8 +168,9 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         bandwidth = Sketch.load(path).features.bandwidth
         for eps in args.epsilons:
             private, _ = sketch_row(
-                f"{name}-eps{eps:g}", data_dir, out, t, log, "--epsilon", f"{eps:g}",
+                name, data_dir, out, t, log, "--epsilon", f"{eps:g}",
                 "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth),
+                stem=f"{name}-eps{eps:g}",
             )  # fmt: skip
             r = fit_row(["fit-sketch", str(private), *short], out / f"d-eps{eps:g}", t, log)
             rows.append({"row": f"(d) private sketch, epsilon = {eps:g}, delta = {args.delta:g}",
@@ -175,7 +179,9 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
                 out / f"d-eps{eps:g}" / "figures" / "samples.png", grids, f"{name}-d{eps:g}.png"
             )
     if "e" in args.rows:
-        merf, _ = sketch_row(f"{name}-m500", data_dir, out, t, log, "--n-frequencies", "500")
+        merf, _ = sketch_row(
+            name, data_dir, out, t, log, "--n-frequencies", "500", stem=f"{name}-m500"
+        )
         r = fit_row(["fit-sketch", str(merf), "--epochs", "5"], out / "e", t, log)
         rows.append({"row": "(e) DP-MERF's setting: m = 500, 5 epochs", "passes": 1, **r})
         copy_grid(out / "e" / "figures" / "samples.png", grids, f"{name}-e.png")
