@@ -42,8 +42,8 @@ IMAGE_MAX_FREQUENCIES = 4_000  # ... at most this many
 
 def default_frequencies(dim: int, *, image: bool) -> int:
     """m for data of dimension ``dim``: CL-GN's 10,000 for vectors; ``min(5 D, 4000)`` for
-    images (a step of the generator then costs about as much as the generator itself, and more
-    frequencies gave no better samples in the measurements)."""
+    images (a step's features then cost about as much as the generator itself; 1,000 were
+    clearly worse on MNIST, docs/reproduction.md, "Frequencies for images")."""
     check_positive_int(dim, "dim")
     if not image:
         return CLGN_FREQUENCIES
