@@ -135,7 +135,7 @@ def skwae_term(
     0.39 without). The distance has a floor, about ``(1 - |p|^2) / n``, so the log stays finite.
     ``dim`` is needed for a joined sketch only (it fixes the frequencies).
     """
-    if draws.target is not None:  # fetched before a compiled forward (AutoencoderObjective.draws)
+    if draws is not None and draws.target is not None:  # fetched before a compiled forward
         omega, prior = draws.omega, draws.target
     else:
         if codes.dim() != 2 and dim is None:
