@@ -288,9 +288,7 @@ class AutoencoderObjective:
         if self.model == "skwae":
             dim = shape[1] if len(shape) == 2 else self.options["dim"]
             if dim is None:
-                raise ValueError(
-                    "skwae needs the latent dimension to score a joined sketch; got none."
-                )
+                return Draws()  # skwae_term says what is missing
             omega, target = prior_sketch(
                 dim, self.options["m"], self.options["bandwidth"], device=device, dtype=dtype
             )
