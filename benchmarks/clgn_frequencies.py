@@ -40,11 +40,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--estimator", default="unbiased", choices=("unbiased", "biased"))
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--arch", default="conv", help="a generator of distmatch.models.GENERATORS")
+    parser.add_argument("--width", type=int, default=None, help="conv: channels of the first map")
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="one sketch per class, a class-conditional generator",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tag = args.tag or f"{args.law}-f{args.factor:g}-m{args.m}-{args.estimator}"
+    tag = args.tag or f"{args.law}-f{args.factor:g}-m{args.m}-{args.estimator}-{args.arch}"
     train = load_split(args.dataset, "train", data_dir=args.data_dir)
     test = load_split(args.dataset, "test", data_dir=args.data_dir)
     x = train.get_batch(torch.arange(len(train))).flatten(1)  # (N, D) pixels
@@ -55,17 +62,47 @@ def main() -> None:
         x.shape[1], args.m, law=args.law, bandwidth=bandwidth,
         generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
-    sketch = sk.sketch_dataset(x, features, progress=False, device="cpu")
+    if args.conditional:
+        labels = train.labels
+        sketches = [
+            sk.sketch_dataset(x[labels == c], features, progress=False, device="cpu")
+            for c in range(10)
+        ]
+        weights = torch.tensor([float(s.count) for s in sketches]) / len(x)
+    else:
+        sketch = sk.sketch_dataset(x, features, progress=False, device="cpu")
     sketch_seconds = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        generator = build_generator("conv", sample_shape=train.sample_shape)
+        options = {"width": args.width} if args.width else None
+        classes = 10 if args.conditional else 0
+        generator = build_generator(
+            args.arch, sample_shape=train.sample_shape, options=options,
+            latent_dim=(32 if args.arch == "conv" else 10) + classes,
+        )  # fmt: skip
+    latent = generator.latent_dim - classes
+
+    def generate(n, gen):
+        z = torch.randn(n, latent, generator=gen)
+        if not classes:
+            return generator(z), None
+        y = torch.arange(n) % classes
+        return generator(torch.cat([z, torch.nn.functional.one_hot(y, classes).float()], 1)), y
+
     optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr)
     codes = torch.Generator().manual_seed(1)
     started = time.perf_counter()
     for _ in range(args.steps):
-        y = generator(torch.randn(args.batch, generator.latent_dim, generator=codes)).flatten(1)
-        loss = sk.sketch_distance(sketch, y, estimator=args.estimator)
+        y, labels = generate(args.batch, codes)
+        y = y.flatten(1)
+        if classes:
+            loss = sum(
+                weights[c]
+                * sk.sketch_distance(sketches[c], y[labels == c], estimator=args.estimator)
+                for c in range(classes)
+            )
+        else:
+            loss = sk.sketch_distance(sketch, y, estimator=args.estimator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -73,18 +110,27 @@ def main() -> None:
     classifier = load_classifier(train, progress=False)
     reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))
     with torch.no_grad():
-        z = torch.randn(2000, generator.latent_dim, generator=torch.Generator().manual_seed(5))
-        samples = generator(z)
+        samples, _ = generate(2000, torch.Generator().manual_seed(5))
     row = {
         "tag": tag, "law": args.law, "factor": args.factor, "bandwidth": bandwidth, "m": args.m,
         "batch": args.batch, "steps": args.steps, "estimator": args.estimator,
+        "arch": args.arch, "width": args.width, "conditional": args.conditional,
+        "parameters": sum(p.numel() for p in generator.parameters()),
         "sketch_s": round(sketch_seconds, 1), "train_s": round(train_seconds, 1),
         **classifier_metrics(classifier, samples, reference),
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as file:
         file.write(json.dumps(row) + "\n")
-    save_image_grid(samples[:100], args.out.parent / f"{tag}.png", ncol=10, title=tag)
+    shown = (
+        samples[:100]
+        if not classes
+        else samples[:100]
+        .view(10, 10, *samples.shape[1:])
+        .transpose(0, 1)
+        .reshape(100, *samples.shape[1:])
+    )
+    save_image_grid(shown, args.out.parent / f"{tag}.png", ncol=10, title=tag)
     print(json.dumps(row))
 
 

@@ -16,11 +16,18 @@ process with ``--threads`` threads and reads its run folder:
   sketch's (the median distance of MNIST images) stands in for one chosen on public data.
 - ``--epochs N`` trains rows ``c`` and ``d`` for N epochs only; compare them with row ``a``'s
   evaluation after N epochs (its ``metrics.jsonl``).
-- ``e``: DP-MERF's published setting with our code: 500 frequencies, 5 epochs, no noise.
+- ``e``: DP-MERF's published setting with our code: 500 frequencies, 5 epochs, no noise, but an
+  unconditional generator.
+- ``ac``: class-conditional: ``distmatch sketch --by-label`` (one sketch per class, the same
+  frequencies) then ``distmatch fit-sketch FILE-0.npz ... FILE-9.npz`` with the defaults.
+- ``dc``: the same from private per-class sketches at each ``--epsilons`` (``--epochs`` epochs).
+- ``ec``: DP-MERF's setting itself: per-class sketches of 500 frequencies, a class-conditional
+  generator, 5 epochs, no noise.
 
 Quality is the offline classifier metric (``distmatch.evaluation.classifier_metrics``) of 2,000
 samples against the test split: ``cfd`` (lower is better), ``classes_covered`` (of 10),
-``effective_classes``. The sample grids are copied to ``OUT/grids/`` (outside the repository:
+``effective_classes``, and for class-conditional rows ``label_agreement`` (the share of samples the
+classifier reads as the class they were generated for). The sample grids are copied to ``OUT/grids/`` (outside the repository:
 they show images derived from the data sets). Writes ``OUT/table.md`` and ``OUT/results.json``;
 a finished row is read back from its run folder, so an interrupted benchmark resumes.
 
@@ -44,7 +51,7 @@ import torch
 from distmatch.sketch import Sketch
 
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
-ROWS = ("sketch", "gaussian", "a", "b", "c", "d", "e")
+ROWS = ("sketch", "gaussian", "a", "b", "c", "d", "e", "ac", "dc", "ec")
 
 
 def distmatch(args: list[str], threads: int, log: Path) -> float:
@@ -67,23 +74,30 @@ def summary_of(run: Path) -> dict:
 
 
 def quality(summary: dict, prefix: str = "") -> dict:
-    keys = ("cfd", "classes_covered", "effective_classes")
+    keys = ("cfd", "classes_covered", "effective_classes", "label_agreement")
     return {k: summary.get(prefix + k) for k in keys}
 
 
 def sketch_row(
     name: str, data_dir: Path, out: Path, threads: int, log: Path, *extra: str, stem: str = ""
 ):
-    """Sketches the data set ``name`` into ``OUT/<stem or name>.npz`` unless it exists."""
+    """Sketches the data set ``name`` into ``OUT/<stem or name>.npz`` unless it exists (with
+    ``--by-label`` among ``extra``: ``OUT/<stem>-<label>.npz``, one file per class)."""
     path = out / f"{stem or name}.npz"
     seconds = None
-    if not path.exists():
+    first = path.with_name(f"{path.stem}-0.npz") if "--by-label" in extra else path
+    if not first.exists():
         seconds = distmatch(
             ["sketch", "--dataset", name, "--data-dir", str(data_dir), "--out", str(path),
              "--no-progress", *extra],
             threads, log,
         )  # fmt: skip
     return path, seconds
+
+
+def class_files(path: Path) -> list[str]:
+    """The per-class files that ``sketch --by-label --out PATH`` wrote."""
+    return [str(p) for p in sorted(path.parent.glob(f"{path.stem}-[0-9]*.npz"))]
 
 
 def gaussian_row(name: str, data_dir: Path) -> dict:
@@ -185,12 +199,44 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         r = fit_row(["fit-sketch", str(merf), "--epochs", "5"], out / "e", t, log)
         rows.append({"row": "(e) DP-MERF's setting: m = 500, 5 epochs", "passes": 1, **r})
         copy_grid(out / "e" / "figures" / "samples.png", grids, f"{name}-e.png")
+    if "ac" in args.rows:
+        classes, seconds = sketch_row(
+            name, data_dir, out, t, log, "--by-label", stem=f"{name}-bylabel"
+        )
+        files = class_files(classes)
+        size = sum(Path(f).stat().st_size for f in files)
+        r = fit_row(["fit-sketch", *files], out / "ac", t, log)
+        rows.append({"row": "(a') class-conditional: sketch --by-label, defaults", "passes": 1,
+                     "sketch_s": seconds, "file_bytes": size, **r})  # fmt: skip
+        copy_grid(out / "ac" / "figures" / "samples.png", grids, f"{name}-ac.png")
+    if "dc" in args.rows:
+        bandwidth = Sketch.load(path).features.bandwidth
+        for eps in args.epsilons:
+            private, _ = sketch_row(
+                name, data_dir, out, t, log, "--by-label", "--epsilon", f"{eps:g}",
+                "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth),
+                stem=f"{name}-bylabel-eps{eps:g}",
+            )  # fmt: skip
+            run = out / f"dc-eps{eps:g}"
+            r = fit_row(["fit-sketch", *class_files(private), *short], run, t, log)
+            rows.append({"row": f"(d') private class sketches, epsilon = {eps:g}, "
+                         f"delta = {args.delta:g}", "passes": 1, **r})  # fmt: skip
+            copy_grid(run / "figures" / "samples.png", grids, f"{name}-dc{eps:g}.png")
+    if "ec" in args.rows:
+        merf, _ = sketch_row(
+            name, data_dir, out, t, log, "--by-label", "--n-frequencies", "500",
+            stem=f"{name}-bylabel-m500",
+        )  # fmt: skip
+        r = fit_row(["fit-sketch", *class_files(merf), "--epochs", "5"], out / "ec", t, log)
+        rows.append({"row": "(e') DP-MERF's setting: class-conditional, m = 500, 5 epochs",
+                     "passes": 1, **r})  # fmt: skip
+        copy_grid(out / "ec" / "figures" / "samples.png", grids, f"{name}-ec.png")
     return rows
 
 
 def table(results: dict[str, list[dict]]) -> str:
     cols = ("row", "sketch_s", "file_bytes", "train_s", "eval_s", "passes", "cfd",
-            "classes_covered", "effective_classes")  # fmt: skip
+            "classes_covered", "effective_classes", "label_agreement")  # fmt: skip
     lines = []
     for name, rows in results.items():
         lines += [f"**{name}**", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -140,6 +140,14 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")
     p.add_argument("--out", type=Path, required=True, help="FILE.png (images) or FILE.npy")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument(
+        "--label",
+        type=int,
+        default=None,
+        help="class-conditional generators: samples of this class only (default: sample i is of "
+        "the i-th class in turn, a column per class in a grid; .npy: the labels go to "
+        "FILE.labels.npy)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
 
@@ -148,13 +156,30 @@ MAX_HISTOGRAM = 10_000_000  # points in one 2-D histogram PNG
 SAMPLE_CHUNK = 65_536  # codes drawn and decoded at a time
 
 
-def _sampler(run: RunDir, device: torch.device, suffix: str):
-    """``(decode, latent_dim, sample_shape, is_image)`` of the run's trained network."""
+def _sampler(run: RunDir, device: torch.device, suffix: str, label: int | None):
+    """``(decode, latent_dim, sample_shape, is_image, classes)`` of the run's trained network;
+    ``classes``: the data set's labels of a class-conditional generator's classes, else None."""
     if run.read_json(run.config).get("kind") == "generator":
-        _, generator, unscale = load_generator(run.root, device=device)
+        record, generator, unscale = load_generator(run.root, device=device)
         images = len(generator.sample_shape) == 3  # pixels in [0, 1]
         shape = generator.sample_shape if images else None
-        return lambda z: unscale(generator(z.to(device))), generator.latent_dim, shape, images
+        labels = record["resolved"].get("labels") if generator.classes else None
+        if label is not None and labels is None:
+            raise UsageError("--label is for class-conditional generator runs; this run has none.")
+        if label is not None and label not in labels:
+            raise UsageError(f"--label must be one of the run's classes {labels}; got {label}.")
+
+        def generate(z: torch.Tensor) -> torch.Tensor:
+            if labels is None:
+                return unscale(generator(z.to(device)))
+            index = generator.balanced_labels(len(z))
+            if label is not None:
+                index = torch.full_like(index, labels.index(label))
+            return unscale(generator(z.to(device), index.to(device)))
+
+        return generate, generator.latent_dim, shape, images, labels
+    if label is not None:
+        raise UsageError("--label is for class-conditional generator runs; this is an autoencoder.")
     record, model = load_autoencoder(run.root, device=device)
     if suffix == ".png" and not record["resolved"]["is_image"]:
         raise UsageError(
@@ -164,7 +189,8 @@ def _sampler(run: RunDir, device: torch.device, suffix: str):
     def decode(z: torch.Tensor) -> torch.Tensor:
         return decode_chunked(model, z, device=device, sample_shape=model.sample_shape)
 
-    return decode, model.latent_dim, model.sample_shape, bool(record["resolved"]["is_image"])
+    is_image = bool(record["resolved"]["is_image"])
+    return decode, model.latent_dim, model.sample_shape, is_image, None
 
 
 def _drawn(run: RunDir) -> str:
@@ -178,7 +204,13 @@ def run_sample(args: argparse.Namespace) -> int:
     if suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
     device = resolve_device(args.device)
-    decode, latent_dim, shape, is_image = _sampler(RunDir(args.run), device, suffix)
+    decode, latent_dim, shape, is_image, classes = _sampler(
+        RunDir(args.run), device, suffix, args.label
+    )
+    if classes is not None and args.num > SAMPLE_CHUNK:
+        raise UsageError(
+            f"--num must be at most {SAMPLE_CHUNK:,} for a class-conditional run; got {args.num:,}."
+        )
     limit = MAX_GRID if is_image else MAX_HISTOGRAM
     if suffix == ".png" and args.num > limit:
         what = "images in one grid" if is_image else "points in one histogram"
@@ -191,19 +223,34 @@ def run_sample(args: argparse.Namespace) -> int:
     with torch.no_grad():
         if suffix == ".npy":
             _save_chunks(chunks, args.num, args.out)
+            if classes is not None:
+                _save_labels(classes, args.label, args.num, args.out)
         else:
             samples = torch.cat(list(chunks)).cpu()
             if is_image:
-                save_image_grid(
-                    samples,
-                    args.out,
-                    ncol=min(16, int(np.ceil(np.sqrt(args.num)))),
-                    title=f"{args.num} samples: {_drawn(RunDir(args.run))} N(0, I) draws",
-                )
+                title = f"{args.num} samples: {_drawn(RunDir(args.run))} N(0, I) draws"
+                ncol = min(16, int(np.ceil(np.sqrt(args.num))))
+                if classes is not None and args.label is None and len(classes) <= 16:
+                    ncol, title = len(classes), f"{title}; a column per class {classes}"
+                elif args.label is not None:
+                    title = f"{title} of class {args.label}"
+                save_image_grid(samples, args.out, ncol=ncol, title=title)
             else:
                 save_histograms(None, samples.numpy(), args.out)
     print(f"{args.num} samples written to {args.out}" + (f" ({shape})" if shape else ""))
     return 0
+
+
+def _save_labels(classes: list[int], label: int | None, num: int, out: Path) -> None:
+    """Writes the data set's label of each sample to ``FILE.labels.npy``, atomically."""
+    labels = (
+        np.full(num, label)
+        if label is not None
+        else np.asarray(classes)[np.arange(num) % len(classes)]
+    )
+    path = out.with_suffix(".labels.npy")
+    with atomic_path(path) as tmp:
+        np.save(tmp, labels.astype(np.int64))
 
 
 def _save_chunks(chunks, num: int, out: Path) -> None:

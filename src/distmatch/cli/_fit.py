@@ -28,11 +28,11 @@ from ..generation import (
     MMD_KERNELS,
     MMD_LAWS,
     GeneratorConfig,
+    load_sketches,
     resumed_config,
     train_generator,
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
-from ..sketch import Sketch
 from ._common import UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
@@ -96,13 +96,15 @@ def add_fit_sketch(subparsers: argparse._SubParsersAction) -> None:
         "fit-sketch",
         help="train a generator from a sketch file alone (CL-GN)",
         description="Minimises the squared distance between the sketch and the mean features of "
-        "generated samples. The sketch file is the only thing read.",
+        "generated samples. The sketch file is the only thing read. Given the files of "
+        "'distmatch sketch --by-label' (one per class), trains one class-conditional generator.",
     )
     p.add_argument(
         "sketch",
         type=Path,
-        nargs="?",
-        help="the sketch file (.npz) made by distmatch sketch (with --resume: the run's own)",
+        nargs="*",
+        help="the sketch file (.npz) made by distmatch sketch, or one file per class (sketch "
+        "--by-label, e.g. mnist-*.npz): a class-conditional generator; with --resume: the run's own",
     )
     _add_fit_flags(p)
 
@@ -142,11 +144,14 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     _add_fit_flags(p)
 
 
-def _same_file(a: str | None, b: str | None) -> bool:
+def _same_file(a: str | list[str] | None, b: str | list[str] | None) -> bool:
+    if isinstance(a, list) or isinstance(b, list):
+        a, b = (x if isinstance(x, list) else [x] for x in (a, b))
+        return len(a) == len(b) and all(map(_same_file, a, b))
     return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
-def _fit(args: argparse.Namespace, source: str, value: str | None) -> int:
+def _fit(args: argparse.Namespace, source: str, value: str | list[str] | None) -> int:
     """Trains (or resumes) a generator; ``source`` is the config field of the data (``sketch`` or
     ``dataset``) and ``value`` the path or name given for it (``None``: not given)."""
     given = {
@@ -195,10 +200,18 @@ def _fit(args: argparse.Namespace, source: str, value: str | None) -> int:
 
 
 def run_fit_sketch(args: argparse.Namespace) -> int:
-    if args.sketch is not None and not args.sketch.is_file():
-        raise UsageError(f"sketch file '{args.sketch}' does not exist.")
-    sketch = str(args.sketch.resolve()) if args.sketch is not None else None
-    return _fit(args, "sketch", sketch)
+    for path in args.sketch:
+        if not path.is_file():
+            raise UsageError(f"sketch file '{path}' does not exist.")
+    files = [str(path.resolve()) for path in args.sketch]
+    if len(set(files)) != len(files):
+        raise UsageError("a sketch file is given twice; give each class's file once.")
+    if len(files) > 1:
+        try:
+            load_sketches(files)  # one class per file, files that fit together
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return _fit(args, "sketch", files if len(files) > 1 else (files[0] if files else None))
 
 
 def run_fit_mmd(args: argparse.Namespace) -> int:
@@ -209,14 +222,24 @@ def run_fit_mmd(args: argparse.Namespace) -> int:
 
 
 class _Decoder(torch.nn.Module):
-    """An image generator seen as a decoder (``decode``, ``latent_dim``), for the FID helpers."""
+    """An image generator seen as a decoder (``decode``, ``latent_dim``), for the FID helpers.
 
-    def __init__(self, generator: torch.nn.Module) -> None:
+    A class-conditional generator's classes are drawn with ``weights`` (the data's class
+    weights) and kept in ``drawn``, so that the images can be scored against them."""
+
+    def __init__(self, generator: torch.nn.Module, weights: list[float] | None, seed: int) -> None:
         super().__init__()
         self.generator, self.latent_dim = generator, generator.latent_dim
+        self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.drawn: list[torch.Tensor] = []
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
+        if not self.generator.classes:
+            return self.generator(z)
+        labels = torch.multinomial(self.weights, len(z), replacement=True, generator=self.gen)
+        self.drawn.append(labels)
+        return self.generator(z, labels.to(z.device))
 
 
 def evaluate_generator_run(args: argparse.Namespace) -> dict:
@@ -228,7 +251,7 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
         raise UsageError("evaluate needs an image generator run; this run's samples are vectors.")
     config = record["config"]
     if config.get("sketch"):
-        sketch = Sketch.load(config["sketch"])
+        sketch, _ = load_sketches(GeneratorConfig(sketch=config["sketch"]).sketch_files())
         source, data_dir = config.get("eval_data") or sketch.source, sketch.data_dir
     else:
         source, data_dir = config.get("eval_data") or config["dataset"], config.get("data_dir")
@@ -240,7 +263,7 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
     if args.fid:  # fail on missing weights before any long computation
         inception = load_inception(args.inception_weights, download=args.download_weights)
     gen = torch.Generator().manual_seed(args.seed)
-    model = _Decoder(generator)
+    model = _Decoder(generator, record["resolved"].get("class_weights"), args.seed)
     samples = torch.cat(
         list(decoded_samples(model, args.fid_samples, generator=gen, device=device))
     )
@@ -249,7 +272,10 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
     if train.labels is not None:
         classifier = load_classifier(train)
         reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))
-        metrics.update(classifier_metrics(classifier, samples, reference))
+        labels = None
+        if generator.classes:  # the data set's label of each image's class
+            labels = torch.tensor(record["resolved"]["labels"])[torch.cat(model.drawn)]
+        metrics.update(classifier_metrics(classifier, samples, reference, labels))
     if inception is not None:
         gen = torch.Generator().manual_seed(args.seed)
         metrics["fid"] = autoencoder_fid(

@@ -14,6 +14,9 @@ covers. Two numbers come from one network ``f`` (two conv layers and a 64-unit f
   ``classes_covered`` = the number of classes with ``p_c >= 1 / (5 K)`` (a fifth of a uniform
   share), ``effective_classes = exp(-sum_c p_c log p_c)`` (K when uniform, 1 for one class) and
   ``label_tv = 1/2 sum_c |p_c - q_c|``.
+- **Label agreement** of a class-conditional generator, given the class ``c_i`` each image was
+  generated for: ``label_agreement = mean_i [argmax f(x_i) = c_i]`` (1 when every image is read as
+  its own class; about 1/K for a generator that ignores the class).
 
 Training (:func:`train_classifier`) is deterministic given the seed: 2 epochs (at least 500
 steps) of Adam (1e-3, batches of 128) on the training split, in float32 on the CPU; the weights are cached in
@@ -147,45 +150,62 @@ def load_classifier(
 
 
 @torch.no_grad()
-def _summary(model: ImageClassifier, images: torch.Tensor):
-    """Mean (F,), covariance (F, F) of the features, and the (K,) fractions of predicted labels."""
+def _summary(model: ImageClassifier, images: torch.Tensor, *, predictions: bool = False):
+    """Mean (F,), covariance (F, F) of the features, and the (K,) fractions of predicted labels;
+    with ``predictions``, also the (N,) predicted labels."""
     feats, labels = [], []
     for batch in images.split(1000):
         f = model.features(batch.float())  # (b, 64)
         feats.append(f.double())
         labels.append(model.head(f).argmax(1))
     f = torch.cat(feats).numpy()  # (N, 64)
-    counts = torch.bincount(torch.cat(labels), minlength=model.num_classes).double()
-    return f.mean(0), np.cov(f, rowvar=False), (counts / counts.sum()).numpy()
+    predicted = torch.cat(labels)  # (N,)
+    counts = torch.bincount(predicted, minlength=model.num_classes).double()
+    summary = (f.mean(0), np.cov(f, rowvar=False), (counts / counts.sum()).numpy())
+    return (*summary, predicted) if predictions else summary
 
 
 def classifier_metrics(
-    model: ImageClassifier, samples: torch.Tensor, reference: torch.Tensor | tuple
+    model: ImageClassifier,
+    samples: torch.Tensor,
+    reference: torch.Tensor | tuple,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """``cfd``, ``classes_covered``, ``effective_classes`` and ``label_tv`` of generated images.
+    """``cfd``, ``classes_covered``, ``effective_classes`` and ``label_tv`` of generated images,
+    and ``label_agreement`` when ``labels`` are given.
 
     Args:
         model: from :func:`load_classifier`.
         samples: (N, C, H, W) generated images in [0, 1], N >= 2.
         reference: (M, C, H, W) test images, or their summary from a previous call's
             ``reference_summary`` (:func:`reference_summary`).
+        labels: (N,) the data set's label each image was generated for (class-conditional
+            generators), or None.
 
     Returns:
-        the four numbers of the module docstring.
+        the numbers of the module docstring.
     """
     if samples.shape[0] < 2:
         raise ValueError(f"samples must hold at least 2 images; got {samples.shape[0]}.")
+    if labels is not None and tuple(labels.shape) != (samples.shape[0],):
+        raise ValueError(
+            f"labels must have shape ({samples.shape[0]},), one per sample; got "
+            f"{tuple(labels.shape)}."
+        )
     ref = reference if isinstance(reference, tuple) else _summary(model, reference)
-    mu, sigma, p = _summary(model, samples.clamp(0, 1))
+    mu, sigma, p, predicted = _summary(model, samples.clamp(0, 1), predictions=True)
     mu_d, sigma_d, q = ref
     k = model.num_classes
     nonzero = p[p > 0]
-    return {
+    metrics = {
         "cfd": frechet_distance(mu, sigma, mu_d, sigma_d),
         "classes_covered": int((p >= COVERED_SHARE / k).sum()),
         "effective_classes": float(np.exp(-(nonzero * np.log(nonzero)).sum())),
         "label_tv": float(0.5 * np.abs(p - q).sum()),
     }
+    if labels is not None:
+        metrics["label_agreement"] = float((predicted == labels.cpu()).double().mean())
+    return metrics
 
 
 def reference_summary(model: ImageClassifier, images: torch.Tensor) -> tuple:

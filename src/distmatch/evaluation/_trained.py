@@ -49,7 +49,9 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
     Returns:
         ``(record, generator, unscale)``: the content of ``config.json``, the generator in eval
         mode, and the map from its outputs back to the data's coordinates (the identity for
-        image generators, whose outputs are pixels in [0, 1]).
+        image generators, whose outputs are pixels in [0, 1]). A class-conditional generator
+        (``generator.classes > 0``) takes class indices; ``record["resolved"]["labels"]`` holds
+        the data set's label of each.
     """
     run = RunDir(Path(out))
     record = run.read_json(run.config)
@@ -60,6 +62,7 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
         resolved["arch"],
         sample_shape=tuple(resolved["sample_shape"]),
         latent_dim=resolved["latent_dim"],
+        classes=int(resolved.get("classes") or 0),
     )
     generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
     center = torch.tensor(resolved["center"], dtype=torch.float64)

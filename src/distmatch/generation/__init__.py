@@ -3,10 +3,12 @@
 :func:`train_generator` runs one visible loop (``_loop``) over a :class:`GeneratorConfig`; the run's
 objects and bookkeeping are in ``_state`` (on :class:`distmatch.runs.RunEngine`).
 :func:`fit_latent_sketch` brings CL-GN to images through a trained autoencoder's latent space;
-:func:`load_generator` rebuilds a trained generator from its run folder.
+:func:`load_generator` rebuilds a trained generator from its run folder. Given one sketch per class
+(:func:`load_sketches`, :class:`ClassSketches`), the generator is class-conditional.
 """
 
 from ..evaluation import load_generator
+from ._classes import ClassSketches, load_sketches
 from ._config import (
     ESTIMATORS,
     LOSS_FORMS,
@@ -29,9 +31,11 @@ __all__ = [
     "MULTISCALE",
     "OBJECTIVES",
     "RESUMABLE_FIELDS",
+    "ClassSketches",
     "GeneratorConfig",
     "fit_latent_sketch",
     "load_generator",
+    "load_sketches",
     "resumed_config",
     "train_generator",
 ]

@@ -51,7 +51,9 @@ class GeneratorConfig:
 
     # what to fit
     objective: str = "sketch"  # sketch: from a sketch file alone; mmd: exact MMD on the data
-    sketch: str | None = None  # the .npz sketch (objective "sketch")
+    # the .npz sketch (objective "sketch"); or a list of one sketch per class (sketch --by-label):
+    # a class-conditional generator (distmatch.generation._classes)
+    sketch: str | list[str] | None = None
     dataset: str | None = None  # objective "mmd": a toy, a data set, a folder of images, a .npy
     data_dir: str | None = None  # the data set's files (mmd data; evaluation: the sketch's own)
     kernel: str = "matched"  # mmd: matched (the sketch law's kernel) | multiscale (Gaussian)
@@ -91,6 +93,11 @@ class GeneratorConfig:
             raise ValueError(
                 "sketch must be the path of a sketch file for objective 'sketch'; got none."
             )
+        if isinstance(self.sketch, (list, tuple)):
+            if not all(isinstance(path, (str, os.PathLike)) for path in self.sketch):
+                raise ValueError(f"sketch must be a path or a list of paths; got {self.sketch!r}.")
+            if len(set(map(str, self.sketch))) != len(self.sketch):
+                raise ValueError(f"sketch must not name a file twice; got {list(self.sketch)}.")
         if self.objective == "mmd" and not self.dataset:
             raise ValueError(
                 "dataset must be a toy name or a .npy file for objective 'mmd'; got none."
@@ -106,6 +113,12 @@ class GeneratorConfig:
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         return self
+
+    def sketch_files(self) -> list[str]:
+        """The sketch files of the run: one, or one per class."""
+        if isinstance(self.sketch, (list, tuple)):
+            return [str(path) for path in self.sketch]
+        return [] if self.sketch is None else [str(self.sketch)]
 
     def filled(self, *, images: bool) -> GeneratorConfig:
         """A copy whose fields left None take the :data:`TRAINING` recipe of the data's kind."""

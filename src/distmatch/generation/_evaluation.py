@@ -84,12 +84,15 @@ class HeldOut:
         """Sketch coordinates of vectors back to the data's own (images are pixels already)."""
         return x if self.images else x.double() * self.scale + self.center
 
-    def metrics(self, samples: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-        """The held-out metrics of ``samples`` (images, or vectors in sketch coordinates)."""
+    def metrics(
+        self, samples: torch.Tensor, gen: torch.Generator, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """The held-out metrics of ``samples`` (images, or vectors in sketch coordinates);
+        ``labels``: the data set's label each sample was generated for (conditional runs)."""
         if self.images:
             if self.classifier is None:
                 return {}
-            return classifier_metrics(self.classifier, samples.float(), self.reference)
+            return classifier_metrics(self.classifier, samples.float(), self.reference, labels)
         if self.points is None:
             return {}
         return evaluate_generator(samples.double(), self.points, self.unscale, self.toy, gen)

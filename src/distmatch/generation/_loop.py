@@ -66,8 +66,9 @@ def _loop(s: GeneratorRun, progress: bool) -> dict[str, Any]:
         while s.epoch < cfg.epochs and not s.stopped_early:
             order = s.epoch_order()
             while s.batch < s.steps_per_epoch:
-                z = s.latent_batch(order, s.batch)  # (B_r, latent_dim): this rank's part
-                x = s.generator(z)  # (B_r, D), sketch coordinates
+                # this rank's part: codes (B_r, latent_dim), classes (B_r,) or None
+                z, y = s.latent_batch(order, s.batch)
+                x = s.generator(z, y)  # (B_r, D), sketch coordinates
                 loss = s.loss(x, order, s.batch)  # the global batch's
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -24,7 +24,8 @@ from .._core import check_memory
 from ..data import TOYS, load_split, toy_dataset
 from ..models import build_generator, default_generator
 from ..runs import Meter, RunDir, RunEngine
-from ..sketch import Sketch, sketch_distance, unit_ball_scaling
+from ..sketch import sketch_distance, unit_ball_scaling
+from ._classes import load_sketches
 from ._config import DEFAULTS, MULTISCALE, RESUMABLE_FIELDS, GeneratorConfig
 from ._evaluation import FIGURE_POINTS, HeldOut
 
@@ -46,6 +47,10 @@ def _mmd_data(config: GeneratorConfig) -> tuple[torch.Tensor, tuple[int, ...], s
     return x, tuple(train.sample_shape) if train.is_image else (x.shape[1],), None
 
 
+def _on(labels: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if labels is None else labels.to(device)
+
+
 class GeneratorRun(RunEngine):
     """Generator, optimizer, target (sketch or data) and bookkeeping of one run.
 
@@ -65,8 +70,9 @@ class GeneratorRun(RunEngine):
         config.validate()  # before anything is read: bad options fail first
         s.device = distributed.rank_device(config.device)
         s.law = s.bandwidth = None
+        s.classes = None  # ClassSketches of a class-conditional generator
         if config.objective == "sketch":
-            s.sketch = Sketch.load(config.sketch)
+            s.sketch, s.classes = load_sketches(config.sketch_files())
             s.sketch.features.to(s.device)
             dim = s.sketch.features.dim
             shape = s.sketch.sample_shape or (dim,)
@@ -106,7 +112,10 @@ class GeneratorRun(RunEngine):
         arch = default_generator(shape) if config.arch == "auto" else config.arch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            s.generator = build_generator(arch, sample_shape=shape, latent_dim=config.latent_dim)
+            s.generator = build_generator(
+                arch, sample_shape=shape, latent_dim=config.latent_dim,
+                classes=s.classes.classes if s.classes else 0,
+            )  # fmt: skip
         s.generator.to(s.device)
         s.optimizer = torch.optim.Adam(s.generator.parameters(), lr=config.lr)
         s.rng = torch.Generator(device=s.device).manual_seed(config.seed + 1)
@@ -118,6 +127,10 @@ class GeneratorRun(RunEngine):
             code_gen = torch.Generator().manual_seed(config.seed + 2)
             s.codes = torch.randn(n_codes, latent, generator=code_gen).to(s.device)  # kept all run
         s.steps_per_epoch = math.ceil(n_codes / config.batch_size)
+        s.layouts = {}  # global batch size -> [labels, rows of each class] (conditional runs)
+        if s.classes is not None:
+            last = n_codes - (s.steps_per_epoch - 1) * config.batch_size
+            s.classes.check_batch(config.batch_size, last, config.estimator)
         s.total_steps = config.epochs * s.steps_per_epoch
         s.epoch_meter = Meter()
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
@@ -152,6 +165,9 @@ class GeneratorRun(RunEngine):
                 "scale": self.scale,
                 "toy": self.toy,
                 "steps_per_epoch": self.steps_per_epoch,
+                "classes": self.classes.classes if self.classes else 0,
+                "labels": list(self.classes.labels) if self.classes else None,
+                "class_weights": self.classes.weights.tolist() if self.classes else None,
             },
             "distmatch_version": __version__,
         }
@@ -171,14 +187,28 @@ class GeneratorRun(RunEngine):
             return torch.arange(size)
         return order[batch * size : (batch + 1) * size]
 
-    def latent_batch(self, order: torch.Tensor, batch: int) -> torch.Tensor:
-        """(B_r, latent_dim): this rank's part of the latent codes of the global batch."""
-        part, _ = distributed.split_batch(self._global_batch(order, batch))
+    def latent_batch(
+        self, order: torch.Tensor, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's part of the global batch: ``(codes (B_r, latent_dim), classes (B_r,))``,
+        the classes None for an unconditional generator (see :meth:`_layout`)."""
+        index = self._global_batch(order, batch)
+        part, _ = distributed.split_batch(index)
+        labels = self._layout(len(index))[0] if self.classes is not None else None
         if self.codes is None:
             shape = (self.config.batch_size, self.generator.latent_dim)
             codes = torch.randn(shape, generator=self.rng, device=self.device)  # alike on all ranks
-            return codes if self.world.size == 1 else codes[part.to(self.device)]
-        return self.codes[part.to(self.device)]
+            return (codes if self.world.size == 1 else codes[part.to(self.device)]), labels
+        return self.codes[part.to(self.device)], labels
+
+    def _layout(self, size: int) -> list[torch.Tensor]:
+        """``[classes (B_r,), rows of class 0, ..., rows of class C-1]`` of this rank's part of a
+        global batch of ``size``: position ``p`` of the global batch is of class ``p mod C``
+        (:mod:`distmatch.generation._classes`). Computed once per size, kept on the device."""
+        if size not in self.layouts:
+            positions, _ = distributed.split_batch(torch.arange(size))
+            self.layouts[size] = self.classes.batch_labels(positions, self.device)
+        return self.layouts[size]
 
     def to_sketch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) sketch coordinates of samples: image generators emit pixels, which are mapped
@@ -199,9 +229,13 @@ class GeneratorRun(RunEngine):
             raise self.diverged()  # a diverged generator, not bad input
         x = self.to_sketch(x)  # (B_r, D)
         if self.config.objective == "sketch":
-            distance = sketch_distance(
-                self.sketch, x, estimator=self.config.estimator, across_ranks=True
-            )
+            if self.classes is not None:
+                rows = self._layout(len(self._global_batch(order, batch)))[1:]
+                distance = self.classes.distance(x, rows, estimator=self.config.estimator)
+            else:
+                distance = sketch_distance(
+                    self.sketch, x, estimator=self.config.estimator, across_ranks=True
+                )
             return self._form(distance)
         _, sizes = distributed.split_batch(self._global_batch(order, batch))
         x = distributed.all_gather_rows(x, sizes)  # (B, D)
@@ -267,16 +301,27 @@ class GeneratorRun(RunEngine):
         gen = torch.Generator().manual_seed(self.config.seed * 7919 + self.epoch)
         images = len(self.sample_shape) == 3
         shown = self.config.eval_points if images else max(self.config.eval_points, FIGURE_POINTS)
+        z = torch.randn(shown, self.generator.latent_dim, generator=gen)
+        labels = grid = None
+        if self.classes is not None:  # classes drawn with the data's class weights
+            labels = torch.multinomial(self.classes.weights, shown, replacement=True, generator=gen)
         with torch.no_grad():
-            z = torch.randn(shown, self.generator.latent_dim, generator=gen)
-            samples = self.generator(z.to(self.device)).cpu()  # (P, *sample_shape)
-        metrics = self.heldout.metrics(samples[: self.config.eval_points], gen)
+            samples = self.generator(z.to(self.device), _on(labels, self.device)).cpu()
+            if self.classes is not None and images:  # the grid: a row of 10 per class
+                rows = torch.arange(min(self.classes.classes, 10)).repeat_interleave(10)
+                grid = self.generator(z[: len(rows)].to(self.device), rows.to(self.device)).cpu()
+        data_labels = None if labels is None else torch.tensor(self.classes.labels)[labels]
+        metrics = self.heldout.metrics(
+            samples[: self.config.eval_points], gen,
+            None if data_labels is None else data_labels[: self.config.eval_points],
+        )  # fmt: skip
         self.run.append_metrics({"kind": "eval", "step": self.step, "epoch": self.epoch, **metrics})
         if draw:
             drawing = time.perf_counter()
             self.heldout.figures(
-                samples, self.run.figures, self.sketch, self.run.read_metrics(), self.loss_label()
-            )
+                samples if grid is None else grid, self.run.figures, self.sketch,
+                self.run.read_metrics(), self.loss_label(),
+            )  # fmt: skip
             self.figure_seconds += time.perf_counter() - drawing
         self.eval_seconds += time.perf_counter() - started
         return metrics

@@ -64,35 +64,74 @@ class GeneratorSpec:
 
 
 class Generator(nn.Module):
-    """A network mapping latent codes ``z ~ N(0, I)`` to samples.
+    """A network mapping latent codes ``z ~ N(0, I)`` (and, if class-conditional, labels) to samples.
 
     ``forward``: ``(B, latent_dim) -> (B, *sample_shape)``; ``sample(n)`` draws the codes itself.
 
+    A class-conditional generator (``classes = C > 0``, DP-MERF's setting) feeds its network the
+    code and the one-hot class, ``[z, onehot(c)]`` of size ``latent_dim + C``; ``labels`` are class
+    indices ``0 .. C-1``. Given no labels it generates a class-balanced batch, sample ``i`` of class
+    ``i mod C``, so code that knows nothing of classes (FID, grids) sees every class.
+
     Args:
-        network: module mapping ``(B, latent_dim)`` to ``(B, *sample_shape)``.
+        network: module mapping ``(B, latent_dim + classes)`` to ``(B, *sample_shape)``.
         latent_dim: size of the codes z.
         sample_shape: ``(D,)`` for vectors, ``(C, H, W)`` for images.
         arch: name of the architecture, as in ``GENERATORS`` (kept for checkpoints).
+        classes: number of classes of a class-conditional generator; 0: unconditional.
     """
 
     def __init__(
-        self, network: nn.Module, *, latent_dim: int, sample_shape: tuple[int, ...], arch: str
+        self,
+        network: nn.Module,
+        *,
+        latent_dim: int,
+        sample_shape: tuple[int, ...],
+        arch: str,
+        classes: int = 0,
     ):
         super().__init__()
         self.network = network
         self.latent_dim = int(latent_dim)
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.arch = arch
+        self.classes = int(classes)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def balanced_labels(self, n: int, device: torch.device | str | None = None) -> Tensor:
+        """``(n,)`` class indices ``i mod classes``: what a conditional generator makes unasked."""
+        return torch.arange(n, device=device) % self.classes
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Samples from codes: ``(B, latent_dim) -> (B, *sample_shape)``.
 
+        Args:
+            z: ``(B, latent_dim)`` codes.
+            labels: ``(B,)`` class indices in ``[0, classes)`` of a class-conditional generator;
+                None: :meth:`balanced_labels`. Must be None for an unconditional one.
+
         Raises:
-            ValueError: ``z`` does not have shape ``(B, latent_dim)``.
+            ValueError: ``z`` does not have shape ``(B, latent_dim)``; ``labels`` of the wrong
+                shape or range, or given to an unconditional generator.
         """
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (B, {self.latent_dim}); got {tuple(z.shape)}.")
-        return self.network(z)  # (B, *sample_shape)
+        if not self.classes:
+            if labels is not None:
+                raise ValueError("labels must be None for an unconditional generator; got labels.")
+            return self.network(z)  # (B, *sample_shape)
+        if labels is None:
+            labels = self.balanced_labels(z.shape[0], z.device)
+        if labels.shape != (z.shape[0],) or labels.dtype != torch.int64:
+            raise ValueError(
+                f"labels must be a ({z.shape[0]},) int64 tensor of class indices; got "
+                f"{tuple(labels.shape)} {labels.dtype}."
+            )
+        if not labels.is_cuda and labels.numel():  # on CUDA, no host sync: checked by the caller
+            low, high = int(labels.min()), int(labels.max())
+            if not (low >= 0 and high < self.classes):
+                raise ValueError(f"labels must lie in [0, {self.classes}); got {low} .. {high}.")
+        onehot = z.new_zeros(z.shape[0], self.classes).scatter_(1, labels[:, None], 1.0)  # (B, C)
+        return self.network(torch.cat([z, onehot], dim=1))  # (B, *sample_shape)
 
     def sample(
         self,
@@ -100,6 +139,7 @@ class Generator(nn.Module):
         *,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
         """Draws ``z ~ N(0, I_latent_dim)`` (n codes) and maps them: ``(n, *sample_shape)``.
 
@@ -111,12 +151,13 @@ class Generator(nn.Module):
             n: number of samples.
             generator: source of randomness; None uses the global one.
             device: where the samples live; None takes the parameters' device.
+            labels: ``(n,)`` class indices of a class-conditional generator (None: balanced).
 
         Returns:
             ``(n, *sample_shape)`` tensor in the parameters' dtype.
 
         Raises:
-            ValueError: ``n < 1``.
+            ValueError: ``n < 1``, or bad ``labels`` (see :meth:`forward`).
             TypeError: ``n`` is not an int.
 
         Example:
@@ -135,10 +176,12 @@ class Generator(nn.Module):
         z = torch.randn(
             n, self.latent_dim, generator=generator, device=draw_on, dtype=param.dtype
         )  # (n, latent_dim)
-        return self(z.to(device))  # (n, *sample_shape)
+        labels = None if labels is None else labels.to(device)
+        return self(z.to(device), labels)  # (n, *sample_shape)
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, latent_dim={self.latent_dim}, sample_shape={self.sample_shape}"
+        text = f"arch={self.arch!r}, latent_dim={self.latent_dim}, sample_shape={self.sample_shape}"
+        return text + (f", classes={self.classes}" if self.classes else "")
 
 
 # ------------------------------------------------------------------------------------ architectures
@@ -318,27 +361,36 @@ def build_generator(
     sample_shape: tuple[int, ...],
     latent_dim: int | None = None,
     options: Mapping[str, Any] | None = None,
+    classes: int = 0,
 ) -> Generator:
     """Builds a registered generator after checking that the sample shape fits it.
+
+    With ``classes = C > 0`` the generator is class-conditional: the architecture is built for
+    ``latent_dim + C`` inputs, the code and the one-hot class (:class:`Generator`).
 
     Args:
         arch: a key of ``GENERATORS``.
         sample_shape: shape of one sample, ``(D,)`` or ``(C, H, W)``.
         latent_dim: size of z; None takes the architecture's ``default_latent_dim``.
         options: extra keyword options of the builder, e.g. ``{"hidden": (128,)}`` for ``mlp``.
+        classes: number of classes of a class-conditional generator (0: unconditional).
 
     Returns:
         The :class:`Generator`, in training mode, on the default device.
 
     Raises:
         ValueError: unknown ``arch`` or option, a ``sample_shape`` the architecture cannot take,
-            or ``latent_dim < 1``.
-        TypeError: ``latent_dim`` is not an int.
+            ``latent_dim < 1`` or ``classes < 0``.
+        TypeError: ``latent_dim`` or ``classes`` is not an int.
 
     Example:
         >>> build_generator("gmmn_mlp", sample_shape=(1, 28, 28)).sample(2).shape
         torch.Size([2, 1, 28, 28])
     """
+    if isinstance(classes, bool) or not isinstance(classes, int):
+        raise TypeError(f"classes must be an int >= 0; got {type(classes).__name__}.")
+    if classes < 0:
+        raise ValueError(f"classes must be an int >= 0; got {classes}.")
     spec, shape, latent_dim, options = resolve(GENERATORS, arch, sample_shape, latent_dim, options)
-    network = spec.build(shape, latent_dim, **options)
-    return Generator(network, latent_dim=latent_dim, sample_shape=shape, arch=arch)
+    network = spec.build(shape, latent_dim + classes, **options)
+    return Generator(network, latent_dim=latent_dim, sample_shape=shape, arch=arch, classes=classes)

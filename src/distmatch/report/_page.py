@@ -126,6 +126,8 @@ def _describe(kind: str, config: Mapping[str, Any]) -> str:
         return f"{config.get('model')} on {config.get('dataset')}"
     if kind == "generator":
         source = config.get("sketch") if config.get("objective") == "sketch" else None
+        if isinstance(source, list):
+            source = f"{len(source)} class sketches ({source[0]} ...)" if source else None
         return f"{config.get('objective')} objective, {source or config.get('dataset')}"
     return ""
 
