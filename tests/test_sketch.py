@@ -233,6 +233,77 @@ def test_sketch_file_loads_without_pickle(features, data, tmp_path):
         assert int(npz["format_version"]) == 1
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"law": "multiscale_gaussian", "bandwidth": 2.0},
+        {"law": "folded_gaussian", "bandwidth": 0.5, "dither": True, "quantized": True},
+        {
+            "law": "adapted_radius",
+            "bandwidth": 1.5,
+            "cov": torch.diag(torch.tensor([1.0, 2.0, 0.5])),
+        },
+    ],
+)
+def test_seeded_features_are_stored_as_their_seed_and_drawn_again(options, data, tmp_path):
+    features = FourierFeatures(3, 4000, seed=7, **options)
+    assert features.seed == 7 and features.redrawn() is not None
+    original = Sketch(features).update(data)
+    original.save(tmp_path / "seeded.npz")
+    full = Sketch(FourierFeatures.from_frequencies(
+        features.frequencies, features.dither if features.dithered else None,
+        quantized=features.quantized, law=features.law, bandwidth=features.bandwidth,
+    )).update(data)  # fmt: skip
+    full.save(tmp_path / "full.npz")
+    with np.load(tmp_path / "seeded.npz", allow_pickle=False) as npz:
+        assert int(npz["format_version"]) == 2 and npz["frequencies"].size == 0
+        assert int(npz["frequency_seed"]) == 7
+    saved = (tmp_path / "full.npz").stat().st_size - (tmp_path / "seeded.npz").stat().st_size
+    assert saved > 0.9 * features.frequencies.numel() * features.frequencies.element_size()
+    back = Sketch.load(tmp_path / "seeded.npz")
+    assert torch.equal(back.features.frequencies, features.frequencies)
+    assert torch.equal(back.features.dither, features.dither)
+    assert torch.equal(back.mean, original.mean) and back.features.seed == 7
+    assert torch.equal(Sketch.load(tmp_path / "full.npz").mean, back.mean)
+    back.merge(full)  # the same features, whichever way they were stored
+
+
+def test_features_changed_after_their_draw_are_stored_whole(data, tmp_path):
+    features = FourierFeatures(3, 50, bandwidth=1.0, seed=3)
+    with torch.no_grad():
+        features.frequencies[0, 0] += 1e-6
+    assert features.redrawn() is None
+    Sketch(features).update(data).save(tmp_path / "s.npz")
+    back = Sketch.load(tmp_path / "s.npz")
+    assert torch.equal(back.features.frequencies, features.frequencies)
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as npz:
+        assert int(npz["format_version"]) == 1
+
+
+def test_a_seeded_file_whose_draw_differs_is_refused(data, tmp_path):
+    path = tmp_path / "s.npz"
+    Sketch(FourierFeatures(3, 50, bandwidth=1.0, seed=3)).update(data).save(path)
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["frequency_digest"] = np.str_("0" * 64)
+    np.savez(path, **arrays)
+    with pytest.raises(SketchError, match="drawn again from the recorded seed must match"):
+        Sketch.load(path)
+    del arrays["frequency_seed"]
+    np.savez(path, **arrays)
+    with pytest.raises(
+        SketchError, match=r"must hold the seed of its frequencies; got no \['frequency_seed'\]"
+    ):
+        Sketch.load(path)
+
+
+def test_seed_and_generator_are_exclusive(gen):
+    with pytest.raises(ValueError, match="seed must be None when a generator is given"):
+        FourierFeatures(3, 5, seed=1, generator=gen)
+    with pytest.raises(ValueError, match="seed must be an int >= 0; got -1"):
+        FourierFeatures(3, 5, seed=-1)
+
+
 def test_save_writes_atomically_and_replaces(features, data, tmp_path):
     path = tmp_path / "s.sketch"  # any suffix
     Sketch(features).update(data[:10]).save(path)
@@ -398,7 +469,7 @@ def test_error_unsupported_format_version(features, data, tmp_path):
         arrays = dict(npz)
     arrays["format_version"] = np.int64(99)
     np.savez(path, **arrays)
-    with pytest.raises(SketchError, match=r"format_version must be 1; got 99\."):
+    with pytest.raises(SketchError, match=r"format_version must be 1 or 2; got 99\."):
         Sketch.load(path)
 
 

@@ -147,7 +147,7 @@ def run_sketch(args: argparse.Namespace) -> int:
             n_frequencies,
             law=law,
             bandwidth=bandwidth,
-            generator=torch.Generator().manual_seed(args.seed),
+            seed=args.seed,
         )
         started = time.perf_counter()
         sketches = []

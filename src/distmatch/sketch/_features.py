@@ -107,6 +107,8 @@ class FourierFeatures(nn.Module):
         dither: draw ``xi`` uniform on ``[0, 2 pi)``; zeros otherwise.
         quantized: 1-bit features (requires ``dither=True``).
         generator: source of the frequencies and the dither.
+        seed: draw from ``torch.Generator().manual_seed(seed)`` instead (not with ``generator``);
+            recorded, so that a sketch file can store the seed instead of the (D, m) frequencies.
 
     Attributes:
         frequencies: (D, m) buffer ``Omega``.
@@ -114,6 +116,7 @@ class FourierFeatures(nn.Module):
         dim, n_frequencies, law, bandwidth, cov, quantized: as given (``cov`` as a float64 tensor;
             ``law`` and ``bandwidth`` are ``None`` for :meth:`from_frequencies` without them).
         dithered: whether ``xi`` was drawn.
+        seed: the seed given, or None.
 
     Raises:
         TypeError, ValueError: bad options (the message names the argument).
@@ -141,8 +144,15 @@ class FourierFeatures(nn.Module):
         dither: bool = False,
         quantized: bool = False,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
+        if seed is not None:
+            if generator is not None:
+                raise ValueError("seed must be None when a generator is given; got both.")
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+            generator = torch.Generator().manual_seed(seed)
         check_positive_int(dim, "dim")
         check_positive_int(n_frequencies, "n_frequencies")
         # float64 draws of the radii, directions and frequencies, then the kept copy
@@ -163,6 +173,7 @@ class FourierFeatures(nn.Module):
         dtype = torch.get_default_dtype()
         cov = None if cov is None else as_float64(cov, "cov")
         self._set(omega.to(dtype), xi.to(dtype), law, bandwidth, cov, bool(dither), quantized)
+        self.seed = seed
 
     def _set(self, omega, xi, law, bandwidth, cov, dithered, quantized) -> None:
         self.register_buffer("frequencies", omega)  # (D, m)
@@ -170,6 +181,24 @@ class FourierFeatures(nn.Module):
         self.dim, self.n_frequencies = omega.shape
         self.law, self.bandwidth, self.cov = law, bandwidth, cov
         self.dithered, self.quantized = dithered, bool(quantized)
+        self.seed = None
+
+    def redrawn(self) -> FourierFeatures | None:
+        """The features drawn again from the recorded seed and options, on the CPU, or None when
+        there is no seed or the draw no longer gives these frequencies and dither exactly (they
+        were changed after the draw)."""
+        if self.seed is None or self.law is None or self.bandwidth is None:
+            return None
+        again = FourierFeatures(
+            self.dim, self.n_frequencies, law=self.law, bandwidth=self.bandwidth, cov=self.cov,
+            dither=self.dithered, quantized=self.quantized, seed=self.seed,
+        )  # fmt: skip
+        again = again.to(self.frequencies.dtype)  # as a reader of the file will have them
+        same = all(
+            torch.equal(mine.detach().cpu(), drawn)
+            for mine, drawn in ((self.frequencies, again.frequencies), (self.dither, again.dither))
+        )
+        return again if same else None
 
     @classmethod
     def from_frequencies(

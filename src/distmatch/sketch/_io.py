@@ -1,5 +1,12 @@
 """The sketch file: a ``.npz`` archive (no pickle) of the feature map, the scaling, sum and count.
 
+Format 1 stores the (D, m) frequencies; format 2, written when the features were drawn from a
+recorded seed (``FourierFeatures(seed=...)``, as ``distmatch sketch`` does) and still are exactly
+that draw, stores the seed instead (``frequency_seed``, ``n_frequencies``, ``frequency_dtype``)
+with a SHA-256 digest of the frequencies and dither: 12 MB of MNIST frequencies become a few
+bytes. The reader draws them again on the CPU and refuses the file if the digest differs (a
+PyTorch whose random numbers changed).
+
 Part of :mod:`distmatch.sketch`: :meth:`Sketch.save <distmatch.sketch.Sketch.save>` calls
 :func:`write_sketch`, and :meth:`Sketch.load <distmatch.sketch.Sketch.load>` builds the sketch from
 the parts :func:`read_sketch` returns; :class:`SketchError` is re-exported there.
@@ -7,6 +14,7 @@ the parts :func:`read_sketch` returns; :class:`SketchError` is re-exported there
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import zipfile
@@ -27,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "KEYS", "SketchError", "read_sketch", "write_sketch"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the frequencies stored
+SEEDED_FORMAT_VERSION = 2  # the seed stored, the frequencies drawn again on reading
 
 
 class SketchError(ValueError):
@@ -40,13 +49,23 @@ KEYS = {
 }  # fmt: skip
 
 
+def frequency_digest(features: FourierFeatures) -> str:
+    """SHA-256 of the float64 frequencies and dither (hex)."""
+    digest = hashlib.sha256()
+    for buffer in (features.frequencies, features.dither):
+        digest.update(buffer.detach().cpu().double().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
-    """Writes ``sketch`` to ``path`` as ``.npz`` (no pickle), atomically."""
+    """Writes ``sketch`` to ``path`` as ``.npz`` (no pickle), atomically: format 2 (the seed of
+    the frequencies) when the features are their seed's draw, format 1 (the frequencies) else."""
     f = sketch.features
     empty = np.zeros(0)
+    seeded = f.redrawn() is not None
     arrays = {
-        "format_version": np.int64(FORMAT_VERSION),
-        "frequencies": f.frequencies.detach().cpu().numpy(),
+        "format_version": np.int64(SEEDED_FORMAT_VERSION if seeded else FORMAT_VERSION),
+        "frequencies": empty if seeded else f.frequencies.detach().cpu().numpy(),
         "dither": f.dither.detach().cpu().numpy(),
         "law": np.str_(f.law or ""),
         "bandwidth": np.float64(np.nan if f.bandwidth is None else f.bandwidth),
@@ -68,6 +87,13 @@ def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
         "sample_shape": np.array(sketch.sample_shape or (), dtype=np.int64),
         "label": np.int64(-1 if sketch.label is None else sketch.label),
     }
+    if seeded:
+        arrays.update({
+            "frequency_seed": np.int64(f.seed),
+            "n_frequencies": np.int64(f.n_frequencies),
+            "frequency_dtype": np.str_(str(f.frequencies.dtype).removeprefix("torch.")),
+            "frequency_digest": np.str_(frequency_digest(f)),
+        })  # fmt: skip
     if sketch.privacy is not None:
         arrays.update({f"dp_{k}": np.asarray(v) for k, v in vars(sketch.privacy).items()})
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -114,26 +140,56 @@ def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise SketchError(f"sketch file must be readable; got '{path}' ({err}).") from None
     version = arrays["format_version"]
-    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
-        raise SketchError(f"sketch file format_version must be {FORMAT_VERSION}; got {version!s}.")
+    known = (FORMAT_VERSION, SEEDED_FORMAT_VERSION)
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) not in known:
+        raise SketchError(f"sketch file format_version must be 1 or 2; got {version!s}.")
     try:
         return parts_from_arrays(arrays)
     except (TypeError, ValueError) as err:
         raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
 
 
+def _seeded_features(a: dict[str, np.ndarray], bandwidth: float) -> FourierFeatures:
+    """The features of a format-2 file, drawn again from their seed and checked by digest."""
+    missing = sorted(
+        {"frequency_seed", "n_frequencies", "frequency_dtype", "frequency_digest"} - set(a)
+    )
+    if missing:
+        raise ValueError(
+            f"a format 2 file must hold the seed of its frequencies; got no {missing}."
+        )
+    dtype = getattr(torch, str(a["frequency_dtype"]), None)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"frequency_dtype must be float32 or float64; got {a['frequency_dtype']}.")
+    features = FourierFeatures(
+        int(a["dim"]), int(a["n_frequencies"]), law=str(a["law"]), bandwidth=bandwidth,
+        cov=torch.from_numpy(a["cov"]) if a["cov"].size else None, dither=bool(a["dithered"]),
+        quantized=bool(a["quantized"]), seed=int(a["frequency_seed"]),
+    ).to(dtype)  # fmt: skip
+    if frequency_digest(features) != str(a["frequency_digest"]):
+        raise ValueError(
+            "the frequencies drawn again from the recorded seed must match the file's digest; "
+            f"they differ (this PyTorch {torch.__version__} draws other random numbers than the "
+            "writer's): write the sketch again, or with its frequencies stored."
+        )
+    return features
+
+
 def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
     """The parts of the sketch held by the arrays of a file; ``ValueError``/``TypeError`` when
     they disagree."""
     bandwidth = float(a["bandwidth"])
-    features = FourierFeatures.from_frequencies(
-        torch.from_numpy(a["frequencies"]),
-        torch.from_numpy(a["dither"]) if bool(a["dithered"]) else None,
-        quantized=bool(a["quantized"]),
-        law=str(a["law"]) or None,
-        bandwidth=None if math.isnan(bandwidth) else bandwidth,
-        cov=torch.from_numpy(a["cov"]) if a["cov"].size else None,
-    )
+    if int(a["format_version"]) == SEEDED_FORMAT_VERSION:
+        features = _seeded_features(a, bandwidth)
+    else:
+        features = FourierFeatures.from_frequencies(
+            torch.from_numpy(a["frequencies"]),
+            torch.from_numpy(a["dither"]) if bool(a["dithered"]) else None,
+            quantized=bool(a["quantized"]),
+            law=str(a["law"]) or None,
+            bandwidth=None if math.isnan(bandwidth) else bandwidth,
+            cov=torch.from_numpy(a["cov"]) if a["cov"].size else None,
+        )
     if int(a["dim"]) != features.dim:
         raise ValueError(
             f"dim must equal the rows of frequencies ({features.dim}); got {a['dim']}."
