@@ -7,8 +7,8 @@ process with ``--threads`` threads and reads its run folder:
 - ``gaussian``: a Gaussian fitted to the pixels (one pass for the mean and covariance), sampled and
   clipped to [0, 1]: the floor a generator must clear.
 - ``a``: ``distmatch fit-sketch FILE`` with the defaults (the generator from the pixel sketch).
-- ``b``: the latent route, ``distmatch train`` (a CWAE, k = 64, Adam, ``--ae-epochs`` epochs) then
-  ``distmatch fit-latent-sketch``.
+- ``b``: the latent route, ``distmatch train`` (a CWAE with the MNIST network ``mnist_mlp``, z = 20,
+  k = 64, Adam, ``--ae-epochs`` epochs) then ``distmatch fit-latent-sketch``.
 - ``c``: ``distmatch fit-mmd`` with the defaults: the same kernel, generator, batches and epochs
   as ``a``; it reads a batch of the data every step (passes over the data = steps x batch / N).
 - ``d``: private sketches at each ``--epsilons`` (``--delta``, analytic Gaussian mechanism), then
@@ -157,6 +157,7 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         if not (ae / "summary.json").exists():
             distmatch(
                 ["train", "--model", "cwae", "--dataset", name, "--data-dir", str(data_dir),
+                 "--arch", "mnist_mlp", "--latent-dim", "20",
                  "--n", "64", "--k", "64", "--optimizer", "adam", "--lr", "0.001",
                  "--epochs", str(args.ae_epochs), "--out", str(ae), "--no-progress"],
                 t, log,

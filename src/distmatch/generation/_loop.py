@@ -8,6 +8,11 @@ stopping use). The sketch file is the only thing read: the data are never touche
 logged row holds ``distance`` (the per-batch distance, MMD units) and ``distance_squared`` beside
 ``loss``, so runs of either form compare.
 
+Given one sketch per class (``distmatch sketch --by-label``), the generator is class-conditional:
+each step's batch is class-balanced (sample ``i`` of class ``i mod C``) and the loss is the
+class-weighted sum of the per-class squared sketch distances, ``sum_c w_c |u_c - z_c|^2`` with
+``w_c = N_c / N`` (:mod:`distmatch.generation._classes`).
+
 ``objective="mmd"``: generative moment matching. Each step compares the generated batch with a batch
 of the data by the exact MMD with the kernel that the sketch's frequency law stands for (Gaussian
 exactly; folded Gaussian in 2-D by its closed form) or with a multi-scale Gaussian.

@@ -219,7 +219,8 @@ class GeneratorRun(RunEngine):
         return x if self.scale == 1.0 and not self.center.any() else (x - self.center) / self.scale
 
     def loss(self, x: torch.Tensor, order: torch.Tensor, batch: int) -> torch.Tensor:
-        """The squared sketch distance, or the exact MMD against a random batch of the data.
+        """The squared sketch distance (class-conditional runs: its class-weighted sum over the
+        classes), or the exact MMD against a random batch of the data.
 
         ``x`` (B_r, *sample_shape) is this rank's part; the loss is that of the global batch on
         every rank: the sketch distance of the all-reduced mean features, or the MMD of the
