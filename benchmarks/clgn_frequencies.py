@@ -3,7 +3,9 @@
 Each run sketches the MNIST training split with one setting, trains the default image generator
 (``conv``) for ``--steps`` steps of ``--batch`` samples from the sketch alone, and scores 2,000
 samples with the offline classifier metric (``cfd``, lower is better; classes covered). Short runs:
-they rank the settings, they are not the final quality. One JSON line per run is appended to
+they rank the settings, they are not the final quality. ``--arch``/``--width`` change the
+generator, ``--conditional`` trains a class-conditional one from one sketch per class, ``--seed``
+draws other frequencies, initial weights and codes. One JSON line per run is appended to
 ``--out``; the sample grids go beside it (outside the repository).
 
     python benchmarks/clgn_frequencies.py --data-dir ../shared/data/mnist --out /tmp/freq.jsonl \\
@@ -49,9 +51,14 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default=None)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds frequencies, initialisation and codes"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tag = args.tag or f"{args.law}-f{args.factor:g}-m{args.m}-{args.estimator}-{args.arch}"
+    tag = args.tag or (
+        f"{args.law}-f{args.factor:g}-m{args.m}-{args.estimator}-{args.arch}-s{args.seed}"
+    )
     train = load_split(args.dataset, "train", data_dir=args.data_dir)
     test = load_split(args.dataset, "test", data_dir=args.data_dir)
     x = train.get_batch(torch.arange(len(train))).flatten(1)  # (N, D) pixels
@@ -60,7 +67,7 @@ def main() -> None:
     started = time.perf_counter()
     features = sk.FourierFeatures(
         x.shape[1], args.m, law=args.law, bandwidth=bandwidth,
-        generator=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(args.seed),
     )  # fmt: skip
     if args.conditional:
         labels = train.labels
@@ -73,7 +80,7 @@ def main() -> None:
         sketch = sk.sketch_dataset(x, features, progress=False, device="cpu")
     sketch_seconds = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         options = {"width": args.width} if args.width else None
         classes = 10 if args.conditional else 0
         generator = build_generator(
@@ -90,7 +97,7 @@ def main() -> None:
         return generator(torch.cat([z, torch.nn.functional.one_hot(y, classes).float()], 1)), y
 
     optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr)
-    codes = torch.Generator().manual_seed(1)
+    codes = torch.Generator().manual_seed(args.seed + 1)
     started = time.perf_counter()
     for _ in range(args.steps):
         y, labels = generate(args.batch, codes)
@@ -113,7 +120,7 @@ def main() -> None:
         samples, _ = generate(2000, torch.Generator().manual_seed(5))
     row = {
         "tag": tag, "law": args.law, "factor": args.factor, "bandwidth": bandwidth, "m": args.m,
-        "batch": args.batch, "steps": args.steps, "estimator": args.estimator,
+        "batch": args.batch, "steps": args.steps, "estimator": args.estimator, "seed": args.seed,
         "arch": args.arch, "width": args.width, "conditional": args.conditional,
         "parameters": sum(p.numel() for p in generator.parameters()),
         "sketch_s": round(sketch_seconds, 1), "train_s": round(train_seconds, 1),
