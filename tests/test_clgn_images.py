@@ -123,6 +123,7 @@ def test_the_sketch_file_of_images_round_trips_and_info_shows_it(tmp_path, digit
     assert main(["sketch", "info", str(tmp_path / "x.npz"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["sample_shape"] == [1, 8, 8] and info["label"] == 3
+    assert info["frequency_seed"] == 0  # distmatch sketch --seed 0: the seed is stored
 
 
 # --------------------------------------------------------------------- the unbiased distance

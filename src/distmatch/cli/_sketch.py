@@ -314,6 +314,7 @@ def run_sketch_info(args: argparse.Namespace) -> int:
         "frequencies": features.n_frequencies,
         "law": features.law,
         "bandwidth": features.bandwidth,
+        "frequency_seed": features.seed,  # stored as their seed (format 2), or None: stored whole
         "quantized": bool(getattr(features, "quantized", False)),
         "scale": float(sketch.scale),
         "center": np.asarray(sketch.center).tolist() if sketch.center is not None else None,
