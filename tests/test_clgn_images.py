@@ -222,9 +222,11 @@ def test_fit_sketch_trains_an_image_generator_from_the_file_and_samples_pngs(
     tmp_path, digits_sketch, cache
 ):
     run = tmp_path / "run"
-    assert main(["fit-sketch", str(digits_sketch), *QUICK, "--out", str(run), "--no-progress"]) == 0
+    argv = ["fit-sketch", str(digits_sketch), "--unconditional", *QUICK, "--out", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["resolved"]["arch"] == "conv" and config["resolved"]["sample_shape"] == [1, 8, 8]
+    assert config["resolved"]["classes"] == 0 and config["config"]["conditional"] is False
     assert config["config"]["estimator"] == "unbiased"
     summary = json.loads((run / "summary.json").read_text())
     assert {"cfd", "classes_covered", "effective_classes", "label_tv"} <= set(summary)

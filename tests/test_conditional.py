@@ -1,4 +1,6 @@
-"""Class-conditional generators from one sketch per class (``sketch --by-label``, DP-MERF's setting).
+"""Class-conditional generators from the sketches of the data's classes (DP-MERF's setting): the
+file of a labelled data set holds them beside the whole sketch, ``sketch --by-label`` writes one
+file per class.
 
 Everything runs on the 8x8 digits that ship with scikit-learn, at tiny sizes; the MNIST runs are
 in benchmarks/clgn_images.py.
@@ -184,3 +186,108 @@ def test_fit_sketch_refuses_a_batch_that_starves_a_class(tmp_path, class_sketche
         )
         == 2
     )
+
+
+# ---------------------------------------------------------- the classes in the sketch file
+
+
+@pytest.fixture(scope="module")
+def labelled_sketch(tmp_path_factory):
+    """``distmatch sketch --dataset digits`` with the defaults: the whole and its ten classes."""
+    path = tmp_path_factory.mktemp("labelled") / "digits.npz"
+    assert main(["sketch", "--dataset", "digits", "--out", str(path), "--no-progress"]) == 0
+    return path
+
+
+def test_a_labelled_data_sets_sketch_holds_its_classes_which_add_up_to_it(labelled_sketch, capsys):
+    whole = sk.Sketch.load(labelled_sketch)
+    classes = sk.Sketch.load_classes(labelled_sketch)
+    assert [c.label for c in classes] == list(range(10)) and whole.label is None
+    labels = load_split("digits", "train").labels
+    assert [c.count for c in classes] == torch.bincount(labels).tolist()
+    torch.testing.assert_close(sum(c.sum for c in classes), whole.sum, rtol=0, atol=1e-9)
+    assert all(c.features is classes[0].features for c in classes)
+    assert len(whole.pieces) == 1 and (whole.pieces[0].start, whole.pieces[0].stop) == (0, 1500)
+    x = load_split("digits", "train").get_batch(torch.arange(1500)).flatten(1).double()
+    direct = sk.Sketch(whole.features).update(x[labels == 4])
+    torch.testing.assert_close(classes[4].mean, direct.mean, rtol=0, atol=1e-6)
+    capsys.readouterr()
+    assert main(["sketch", "info", str(labelled_sketch), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == list(range(10))
+
+
+def test_no_classes_for_shards_or_when_asked(tmp_path):
+    common = ["sketch", "--dataset", "digits", "--no-progress"]
+    assert main([*common, "--no-classes", "--out", str(tmp_path / "a.npz")]) == 0
+    assert sk.Sketch.load_classes(tmp_path / "a.npz") is None
+    assert (
+        main([*common, "--shard", "1/2", "--batch-size", "500", "--out", str(tmp_path / "b.npz")])
+        == 0
+    )
+    assert sk.Sketch.load_classes(tmp_path / "b.npz") is None
+    with pytest.raises(ValueError, match="needs the sketches of the classes"):
+        load_sketches([tmp_path / "a.npz"], conditional=True)
+    whole, classes = load_sketches([tmp_path / "a.npz"])
+    assert classes is None and whole.count == 1500
+
+
+def test_a_private_labelled_sketch_is_the_sum_of_its_private_classes(tmp_path):
+    out = tmp_path / "p.npz"
+    argv = [
+        "sketch",
+        "--dataset",
+        "digits",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-5",
+        "--bandwidth",
+        "3",
+    ]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    whole, classes = sk.Sketch.load(out), sk.Sketch.load_classes(out)
+    assert whole.privacy is not None and all(c.privacy == whole.privacy for c in classes)
+    assert whole.count == sum(c.count for c in classes)  # noisy counts, released once
+    torch.testing.assert_close(sum(c.sum for c in classes), whole.sum, rtol=0, atol=1e-9)
+
+
+def test_class_keys_are_checked_on_saving_and_reading(tmp_path, labelled_sketch):
+    whole, classes = sk.Sketch.load(labelled_sketch), sk.Sketch.load_classes(labelled_sketch)
+    with pytest.raises(ValueError, match="classes must add up to the sketch"):
+        whole.save(tmp_path / "x.npz", classes=classes[:9])
+    with pytest.raises(ValueError, match="classes must each have a distinct label"):
+        whole.save(tmp_path / "x.npz", classes=[classes[0], *classes[:9]])
+    with np.load(labelled_sketch) as npz:
+        arrays = dict(npz)
+    arrays["class_sums"] = arrays["class_sums"][:, :5]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(sk.SketchError, match="is corrupt: class_labels"):
+        sk.Sketch.load_classes(tmp_path / "bad.npz")
+    assert sk.Sketch.load(tmp_path / "bad.npz").count == 1500  # the whole still reads
+
+
+def test_fit_sketch_of_a_labelled_sketch_is_conditional_unless_asked(
+    tmp_path, labelled_sketch, cache
+):
+    quick = [
+        "--epochs",
+        "1",
+        "--latent-codes",
+        "400",
+        "--batch-size",
+        "200",
+        "--eval-points",
+        "200",
+    ]
+    run = tmp_path / "c"
+    assert (
+        main(["fit-sketch", str(labelled_sketch), *quick, "--out", str(run), "--no-progress"]) == 0
+    )
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert resolved["classes"] == 10 and resolved["labels"] == list(range(10))
+    assert "label_agreement" in json.loads((run / "summary.json").read_text())
+    plain = tmp_path / "u"
+    argv = ["fit-sketch", str(labelled_sketch), "--unconditional", *quick, "--out", str(plain)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert json.loads((plain / "config.json").read_text())["resolved"]["classes"] == 0
+    assert "label_agreement" not in json.loads((plain / "summary.json").read_text())

@@ -96,15 +96,23 @@ def add_fit_sketch(subparsers: argparse._SubParsersAction) -> None:
         "fit-sketch",
         help="train a generator from a sketch file alone (CL-GN)",
         description="Minimises the squared distance between the sketch and the mean features of "
-        "generated samples. The sketch file is the only thing read. Given the files of "
-        "'distmatch sketch --by-label' (one per class), trains one class-conditional generator.",
+        "generated samples. The sketch file is the only thing read. A labelled data set's "
+        "sketch holds its classes' sketches too, and the files of 'distmatch sketch --by-label' "
+        "are one per class: from either, one class-conditional generator is trained "
+        "(--unconditional: one generator of the whole data).",
     )
     p.add_argument(
         "sketch",
         type=Path,
         nargs="*",
         help="the sketch file (.npz) made by distmatch sketch, or one file per class (sketch "
-        "--by-label, e.g. mnist-*.npz): a class-conditional generator; with --resume: the run's own",
+        "--by-label, e.g. mnist-*.npz); with --resume: the run's own",
+    )
+    p.add_argument(
+        "--unconditional",
+        action="store_true",
+        help="one generator of the whole data even where the sketch holds its classes (by "
+        "default a labelled data set's sketch trains a class-conditional generator)",
     )
     _add_fit_flags(p)
 
@@ -157,7 +165,7 @@ def _fit(args: argparse.Namespace, source: str, value: str | list[str] | None) -
     given = {
         field: getattr(args, field) for field, _ in _FIT_FLAGS.values() if hasattr(args, field)
     }
-    for name in ("kernel", "law", "bandwidth"):
+    for name in ("kernel", "law", "bandwidth", "conditional"):
         if hasattr(args, name):
             given[name] = getattr(args, name)
     if given.get("latent_codes") == 0:
@@ -206,11 +214,14 @@ def run_fit_sketch(args: argparse.Namespace) -> int:
     files = [str(path.resolve()) for path in args.sketch]
     if len(set(files)) != len(files):
         raise UsageError("a sketch file is given twice; give each class's file once.")
-    if len(files) > 1:
+    conditional = False if args.unconditional else None
+    if files:
         try:
-            load_sketches(files)  # one class per file, files that fit together
+            load_sketches(files, conditional=conditional)  # files that fit together
         except ValueError as err:
             raise UsageError(str(err)) from None
+    if args.unconditional:
+        args.conditional = False  # a config field (see _fit)
     return _fit(args, "sketch", files if len(files) > 1 else (files[0] if files else None))
 
 

@@ -79,6 +79,12 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         help="one sketch per class of a labelled data set: OUT-<label>.npz (e.g. mnist-3.npz)",
     )
     p.add_argument(
+        "--no-classes",
+        action="store_true",
+        help="of a labelled data set, write the whole sketch only (by default the file also "
+        "holds one sketch per class, from which fit-sketch trains a class-conditional generator)",
+    )
+    p.add_argument(
         "--epsilon",
         type=float,
         default=None,
@@ -124,8 +130,12 @@ def run_sketch(args: argparse.Namespace) -> int:
             "estimating them from the data would leak what the privacy guarantee does not "
             f"cover; got --bandwidth {args.bandwidth or 'auto'} and --scale {args.scale}."
         )
-    groups = groups_of(args, source)
-    outs = [labelled(args.out, label) for label, _ in groups]
+    # a labelled data set sketched whole: its classes too, in the same file
+    with_classes = (
+        not (args.by_label or args.shard or args.no_classes) and source.labels is not None
+    )
+    groups = groups_of(args, source, classes=with_classes)
+    outs = [args.out] if with_classes else [labelled(args.out, label) for label, _ in groups]
     for out in outs:
         if out.exists():
             raise UsageError(f"--out '{out}' exists already; choose another file or remove it.")
@@ -151,7 +161,7 @@ def run_sketch(args: argparse.Namespace) -> int:
         )
         started = time.perf_counter()
         sketches = []
-        for (label, index), out in zip(groups, outs, strict=True):
+        for label, index in groups:
             index = index[shard]
             if distributed.is_active() and not isinstance(source.data, np.ndarray):
                 # each rank reads its run of whole chunks (sketch_dataset cuts arrays itself)
@@ -166,12 +176,13 @@ def run_sketch(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 across_ranks=True,
             )
-            sketches.append((label, out, sketch))
+            sketches.append((label, sketch))
         seconds = time.perf_counter() - started
         if not distributed.is_main():
             return 0
     rows = range(source.count)[shard]
-    for label, out, sketch in sketches:
+    released = []
+    for label, sketch in sketches:
         sketch.source, sketch.data_dir = source.name, source.data_dir
         sketch.sample_shape, sketch.label = source.sample_shape, label
         data = source.fingerprint if label is None else f"{source.fingerprint}:label={label}"
@@ -183,17 +194,37 @@ def run_sketch(args: argparse.Namespace) -> int:
             # The noise must be secret: drawn from the operating system, never from --seed.
             noise = torch.Generator().manual_seed(secrets.randbits(63))
             sketch = sk.private_sketch(sketch, **privacy, generator=noise)
-        sketch.save(out)
-    count = sum(s.count for _, _, s in sketches)
+        released.append(sketch)
+    if with_classes:  # the whole is the sum of the (released) classes: no second release
+        whole = _sum_of_classes(released, source.fingerprint, rows)
+        whole.save(args.out, classes=released)
+    else:
+        for sketch, out in zip(released, outs, strict=True):
+            sketch.save(out)
+    count = sum(s.count for s in released)
     rate = count / seconds if seconds > 0 else float("inf")
     what = f"shard {args.shard} (rows {shard.start}..{shard.stop - 1}): " if args.shard else ""
     where = args.out if len(outs) == 1 else f"{len(outs)} files {outs[0]} ... {outs[-1]}"
+    if with_classes:
+        where = f"{where} (with its {len(released)} classes)"
     kind = "x".join(map(str, source.sample_shape)) + " images" if images else "points"
     print(
         f"sketched {what}{count:,} {kind} of dimension {source.dim} with m = {n_frequencies:,} "
         f"({law}, bandwidth {bandwidth:.4g}) in {seconds:.2f} s ({rate:,.0f} points/s) -> {where}"
     )
     return 0
+
+
+def _sum_of_classes(classes: list[Sketch], fingerprint: str, rows: range) -> Sketch:
+    """The whole data set's sketch as the sum of its classes' (released) sketches."""
+    first = classes[0]
+    return Sketch.from_parts(
+        first.features, center=first.center, scale=first.scale,
+        total=sum(c.sum for c in classes), count=sum(c.count for c in classes),
+        source=first.source, privacy=first.privacy,
+        pieces=((fingerprint, rows.start, rows.stop),), data_dir=first.data_dir,
+        sample_shape=first.sample_shape,
+    )  # fmt: skip
 
 
 def _privacy_options(args: argparse.Namespace) -> dict | None:
@@ -306,6 +337,7 @@ def add_sketch_info(subparsers: argparse._SubParsersAction) -> None:
 def run_sketch_info(args: argparse.Namespace) -> int:
 
     sketch = Sketch.load(args.path)
+    classes = Sketch.load_classes(args.path)
     features = sketch.features
     info = {
         "file": str(args.path),
@@ -322,6 +354,7 @@ def run_sketch_info(args: argparse.Namespace) -> int:
         "data_dir": sketch.data_dir,
         "sample_shape": list(sketch.sample_shape) if sketch.sample_shape else None,
         "label": sketch.label,
+        "classes": None if classes is None else [c.label for c in classes],
         "private": None if sketch.privacy is None else dataclasses.asdict(sketch.privacy),
         "bytes": args.path.stat().st_size,
     }

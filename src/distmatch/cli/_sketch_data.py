@@ -54,8 +54,14 @@ def labelled(out: Path, label: int | None) -> Path:
     return out if label is None else out.with_name(f"{out.stem}-{label}{out.suffix}")
 
 
-def groups(args: argparse.Namespace, source: Source) -> list[tuple[int | None, torch.Tensor]]:
-    """``[(None, all rows)]``, or with --by-label ``[(label, its rows in data order), ...]``."""
+def groups(
+    args: argparse.Namespace, source: Source, *, classes: bool = False
+) -> list[tuple[int | None, torch.Tensor]]:
+    """``[(None, all rows)]``, or with --by-label or ``classes`` ``[(label, its rows in data
+    order), ...]``."""
+    if classes:
+        labels = source.labels
+        return [(int(c), torch.nonzero(labels == c).flatten()) for c in torch.unique(labels)]
     if not args.by_label:
         return [(None, torch.arange(source.count))]
     if source.labels is None:

@@ -1,4 +1,7 @@
-"""Class-conditional generators from one sketch per class (``distmatch sketch --by-label``).
+"""Class-conditional generators from the sketches of the data's classes.
+
+The classes' sketches come from the file of a labelled data set (``distmatch sketch`` writes them
+beside the whole sketch) or from one file per class (``distmatch sketch --by-label``).
 
 Part of :mod:`distmatch.generation`. DP-MERF's setting (Harder et al., AISTATS 2021): the data set
 is sketched class by class, ``z_c = (1/N_c) sum_{i in c} phi(x_i)``, all with the same
@@ -82,18 +85,35 @@ class ClassSketches:
         distributed.check_divisible(batch_size, "batch_size")
 
 
-def load_sketches(paths: Sequence[str | os.PathLike[str]]) -> tuple[Sketch, ClassSketches | None]:
-    """Reads the sketch files of a run: ``(sketch, None)`` for one file; for several, the
-    per-class sketches of one data set, ``(pooled sketch, ClassSketches)``.
+def load_sketches(
+    paths: Sequence[str | os.PathLike[str]], *, conditional: bool | None = None
+) -> tuple[Sketch, ClassSketches | None]:
+    """Reads the sketch files of a run: ``(sketch, classes)``, the whole data set's sketch and,
+    for a class-conditional generator, its classes' sketches (else None).
+
+    The classes come from one file that holds them beside the whole (``distmatch sketch`` of a
+    labelled data set), or from one file per class (``distmatch sketch --by-label``).
+    ``conditional``: None takes the classes where there are some; False never (several class
+    files then make the whole sketch); True requires them.
 
     Raises:
         ValueError: several files of which one holds no class, two hold the same class, or they
             do not fit together (frequencies, scaling, privacy, shape, overlapping rows: as
-            :meth:`distmatch.sketch.Sketch.merge`).
+            :meth:`distmatch.sketch.Sketch.merge`); ``conditional=True`` without classes.
         FileNotFoundError, SketchError: a file is missing or unreadable.
     """
     if len(paths) == 1:
-        return Sketch.load(paths[0]), None
+        pooled = Sketch.load(paths[0])
+        classes = Sketch.load_classes(paths[0]) if conditional is not False else None
+        if classes is None:
+            if conditional:
+                raise ValueError(
+                    "a class-conditional generator needs the sketches of the classes: a file of "
+                    "a labelled data set made by distmatch sketch, or one file per class (--by-"
+                    f"label); got '{paths[0]}', which holds none."
+                )
+            return pooled, None
+        return pooled, _classes(pooled, classes)
     loaded = [Sketch.load(path) for path in paths]
     seen: dict[int, str] = {}
     for path, sketch in zip(paths, loaded, strict=True):
@@ -114,21 +134,23 @@ def load_sketches(paths: Sequence[str | os.PathLike[str]]) -> tuple[Sketch, Clas
             pooled.merge(sketch)
         except ValueError as err:
             raise ValueError(f"sketch '{path}' does not fit '{paths[0]}': {err}") from None
-    features = loaded[0].features  # one feature map for all: moved to the device once
-    ordered = sorted(loaded, key=lambda sketch: sketch.label)
-    sketches = tuple(
-        Sketch.from_parts(
-            features, center=s.center, scale=s.scale, total=s.sum, count=s.count,
-            source=s.source, privacy=s.privacy, pieces=s.pieces, data_dir=s.data_dir,
-            sample_shape=s.sample_shape, label=s.label,
-        )
-        for s in ordered
+    if conditional is False:
+        return pooled, None
+    return pooled, _classes(pooled, sorted(loaded, key=lambda sketch: sketch.label))
+
+
+def _shared(sketch: Sketch, features) -> Sketch:
+    """``sketch`` with the feature map ``features`` (equal to its own): moved to a device once."""
+    return Sketch.from_parts(
+        features, center=sketch.center, scale=sketch.scale, total=sketch.sum,
+        count=sketch.count, source=sketch.source, privacy=sketch.privacy, pieces=sketch.pieces,
+        data_dir=sketch.data_dir, sample_shape=sketch.sample_shape, label=sketch.label,
     )  # fmt: skip
-    pooled = Sketch.from_parts(
-        features, center=pooled.center, scale=pooled.scale, total=pooled.sum, count=pooled.count,
-        source=pooled.source, privacy=pooled.privacy, pieces=pooled.pieces,
-        data_dir=pooled.data_dir, sample_shape=pooled.sample_shape,
-    )  # fmt: skip
+
+
+def _classes(pooled: Sketch, classes: Sequence[Sketch]) -> ClassSketches:
+    """The classes (ordered by label) of the whole sketch ``pooled``, sharing its features."""
+    sketches = tuple(_shared(c, pooled.features) for c in classes)
     counts = torch.tensor([max(s.count, 1) for s in sketches], dtype=torch.float64)
     labels = tuple(int(s.label) for s in sketches)
-    return pooled, ClassSketches(sketches, labels, counts / counts.sum(), pooled)
+    return ClassSketches(sketches, labels, counts / counts.sum(), pooled)

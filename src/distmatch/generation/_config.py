@@ -51,9 +51,11 @@ class GeneratorConfig:
 
     # what to fit
     objective: str = "sketch"  # sketch: from a sketch file alone; mmd: exact MMD on the data
-    # the .npz sketch (objective "sketch"); or a list of one sketch per class (sketch --by-label):
-    # a class-conditional generator (distmatch.generation._classes)
+    # the .npz sketch (objective "sketch"); or a list of one sketch per class (sketch --by-label)
     sketch: str | list[str] | None = None
+    # a class-conditional generator (distmatch.generation._classes): None where the sketch holds
+    # the classes' sketches (distmatch sketch of a labelled data set), False never, True required
+    conditional: bool | None = None
     dataset: str | None = None  # objective "mmd": a toy, a data set, a folder of images, a .npy
     data_dir: str | None = None  # the data set's files (mmd data; evaluation: the sketch's own)
     kernel: str = "matched"  # mmd: matched (the sketch law's kernel) | multiscale (Gaussian)
@@ -93,6 +95,8 @@ class GeneratorConfig:
             raise ValueError(
                 "sketch must be the path of a sketch file for objective 'sketch'; got none."
             )
+        if self.conditional is not None and not isinstance(self.conditional, bool):
+            raise ValueError(f"conditional must be None, True or False; got {self.conditional!r}.")
         if isinstance(self.sketch, (list, tuple)):
             if not all(isinstance(path, (str, os.PathLike)) for path in self.sketch):
                 raise ValueError(f"sketch must be a path or a list of paths; got {self.sketch!r}.")
@@ -116,6 +120,8 @@ class GeneratorConfig:
 
     def sketch_files(self) -> list[str]:
         """The sketch files of the run: one, or one per class."""
+        if self.conditional is not None and not isinstance(self.conditional, bool):
+            raise ValueError(f"conditional must be None, True or False; got {self.conditional!r}.")
         if isinstance(self.sketch, (list, tuple)):
             return [str(path) for path in self.sketch]
         return [] if self.sketch is None else [str(self.sketch)]

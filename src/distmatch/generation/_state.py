@@ -72,7 +72,9 @@ class GeneratorRun(RunEngine):
         s.law = s.bandwidth = None
         s.classes = None  # ClassSketches of a class-conditional generator
         if config.objective == "sketch":
-            s.sketch, s.classes = load_sketches(config.sketch_files())
+            s.sketch, s.classes = load_sketches(
+                config.sketch_files(), conditional=config.conditional
+            )
             s.sketch.features.to(s.device)
             dim = s.sketch.features.dim
             shape = s.sketch.sample_shape or (dim,)

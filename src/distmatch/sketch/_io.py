@@ -10,6 +10,11 @@ PyTorch whose random numbers changed).
 Part of :mod:`distmatch.sketch`: :meth:`Sketch.save <distmatch.sketch.Sketch.save>` calls
 :func:`write_sketch`, and :meth:`Sketch.load <distmatch.sketch.Sketch.load>` builds the sketch from
 the parts :func:`read_sketch` returns; :class:`SketchError` is re-exported there.
+
+A file may also hold the sketches of the data's classes (``distmatch sketch`` of a labelled data
+set): ``class_labels`` (C,), ``class_sums`` (C, 2m) and ``class_counts`` (C,), with the same
+features, scaling and privacy record as the whole; the whole sketch is their sum. Readers that do
+not know these keys read the whole sketch as before (:func:`read_class_sketches` reads them).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import math
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +39,14 @@ from ._privacy import Privacy
 if TYPE_CHECKING:
     from ._sketch import Sketch
 
-__all__ = ["FORMAT_VERSION", "KEYS", "SketchError", "read_sketch", "write_sketch"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KEYS",
+    "SketchError",
+    "read_class_sketches",
+    "read_sketch",
+    "write_sketch",
+]
 
 FORMAT_VERSION = 1  # the frequencies stored
 SEEDED_FORMAT_VERSION = 2  # the seed stored, the frequencies drawn again on reading
@@ -57,9 +70,12 @@ def frequency_digest(features: FourierFeatures) -> str:
     return digest.hexdigest()
 
 
-def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
+def write_sketch(
+    sketch: Sketch, path: str | os.PathLike[str], classes: Sequence[Sketch] | None = None
+) -> None:
     """Writes ``sketch`` to ``path`` as ``.npz`` (no pickle), atomically: format 2 (the seed of
-    the frequencies) when the features are their seed's draw, format 1 (the frequencies) else."""
+    the frequencies) when the features are their seed's draw, format 1 (the frequencies) else;
+    with ``classes``, the sketches of the data's classes beside it (see the module docstring)."""
     f = sketch.features
     empty = np.zeros(0)
     seeded = f.redrawn() is not None
@@ -87,6 +103,12 @@ def write_sketch(sketch: Sketch, path: str | os.PathLike[str]) -> None:
         "sample_shape": np.array(sketch.sample_shape or (), dtype=np.int64),
         "label": np.int64(-1 if sketch.label is None else sketch.label),
     }
+    if classes:
+        arrays.update({
+            "class_labels": np.array([c.label for c in classes], dtype=np.int64),
+            "class_sums": np.stack([c.sum.numpy() for c in classes]),
+            "class_counts": np.array([c.count for c in classes], dtype=np.int64),
+        })  # fmt: skip
     if seeded:
         arrays.update({
             "frequency_seed": np.int64(f.seed),
@@ -147,6 +169,37 @@ def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
         return parts_from_arrays(arrays)
     except (TypeError, ValueError) as err:
         raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
+
+
+def read_class_sketches(path: str | os.PathLike[str]) -> list[dict[str, Any]] | None:
+    """The parts (keyword arguments of ``Sketch.from_parts``) of the sketches of the classes that
+    the file ``path`` holds beside the whole sketch, ordered by label, or None: they share the
+    whole's features, scaling, privacy record and description.
+
+    Raises:
+        FileNotFoundError, SketchError: as :func:`read_sketch`, or malformed class keys.
+    """
+    parts = read_sketch(path)
+    with np.load(path, allow_pickle=False) as npz:
+        if "class_labels" not in npz.files:
+            return None
+        labels, sums, counts = (npz[k] for k in ("class_labels", "class_sums", "class_counts"))
+    m2 = parts["total"].shape[0]
+    c = labels.shape[0] if labels.ndim == 1 else -1
+    good = c >= 1 and sums.shape == (c, m2) and counts.shape == (c,)
+    good = good and labels.dtype.kind in "iu" and counts.dtype.kind in "iu"
+    if not good or len(set(labels.tolist())) != c or not np.isfinite(sums).all():
+        raise SketchError(
+            f"sketch file '{path}' is corrupt: class_labels (C,) distinct integers, finite "
+            f"class_sums (C, {m2}) and class_counts (C,) expected; got {labels.shape}, "
+            f"{sums.shape}, {counts.shape}."
+        )
+    whole = {k: v for k, v in parts.items() if k not in ("total", "count", "label", "pieces")}
+    return [
+        {**whole, "total": torch.from_numpy(sums[i].astype(np.float64)),
+         "count": int(counts[i]), "label": int(labels[i])}
+        for i in np.argsort(labels, kind="stable")
+    ]  # fmt: skip
 
 
 def _seeded_features(a: dict[str, np.ndarray], bandwidth: float) -> FourierFeatures:

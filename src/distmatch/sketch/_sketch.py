@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from .. import distributed
 from .._core import check_choice, check_positive, check_samples, fused
 from ._chunks import as_chunk, check_dim
 from ._features import QUANTIZED_GAIN, FeatureSummer, FourierFeatures, cos_sin, phases
-from ._io import read_sketch, write_sketch
+from ._io import SketchError, read_class_sketches, read_sketch, write_sketch
 from ._laws import check_vector
 from ._pieces import Piece, check_disjoint
 from ._privacy import Privacy
@@ -236,9 +237,35 @@ class Sketch:
             f"bandwidth={f.bandwidth}, scale={self._scale}{private})"
         )
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes the sketch to ``path`` as ``.npz`` (no pickle), atomically."""
-        write_sketch(self, path)
+    def save(
+        self, path: str | os.PathLike[str], *, classes: Sequence[Sketch] | None = None
+    ) -> None:
+        """Writes the sketch to ``path`` as ``.npz`` (no pickle), atomically; with ``classes``
+        (one sketch per class of these data, each with its ``label``, the same features, scaling
+        and privacy record), those too (read back by :meth:`load_classes`).
+
+        Raises:
+            ValueError: ``classes`` that are not the classes of this sketch.
+        """
+        if classes:
+            _check_classes(self, classes)
+        write_sketch(self, path, classes)
+
+    @classmethod
+    def load_classes(cls, path: str | os.PathLike[str]) -> tuple[Sketch, ...] | None:
+        """The sketches of the classes held in the file ``path`` (ordered by label, sharing one
+        feature map), or None when it holds none.
+
+        Raises:
+            FileNotFoundError, SketchError: as :meth:`load`.
+        """
+        parts = read_class_sketches(path)
+        if parts is None:
+            return None
+        try:
+            return tuple(cls.from_parts(**p) for p in parts)
+        except (TypeError, ValueError) as err:
+            raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Sketch:
@@ -249,6 +276,27 @@ class Sketch:
             SketchError: not an ``.npz``, a foreign or corrupt one, an unsupported format version.
         """
         return cls.from_parts(**read_sketch(path))
+
+
+def _check_classes(whole: Sketch, classes: Sequence[Sketch]) -> None:
+    labels = [c.label for c in classes]
+    if None in labels or len(set(labels)) != len(labels):
+        raise ValueError(f"classes must each have a distinct label; got labels {labels}.")
+    for c in classes:
+        if not _same_features(c.features, whole.features) or c.scale != whole.scale:
+            raise ValueError(
+                "classes must share the features and scaling of the sketch; got others."
+            )
+        if c.privacy != whole.privacy:
+            raise ValueError(
+                f"classes must have the sketch's privacy record; got {c.privacy} vs "
+                f"{whole.privacy}."
+            )
+    if sum(c.count for c in classes) != whole.count:
+        raise ValueError(
+            f"classes must add up to the sketch; got counts summing to "
+            f"{sum(c.count for c in classes)} against {whole.count}."
+        )
 
 
 def _same_features(a: FourierFeatures, b: FourierFeatures) -> bool:
