@@ -3,26 +3,25 @@
 For each data set (MNIST, Fashion-MNIST), every row runs the ``distmatch`` command in a fresh
 process with ``--threads`` threads and reads its run folder:
 
-- ``sketch``: ``distmatch sketch`` with the defaults: time and file size.
+- ``sketch``: ``distmatch sketch`` with the defaults: time and file size (the file holds the
+  sketches of the classes beside the whole data set's).
 - ``gaussian``: a Gaussian fitted to the pixels (one pass for the mean and covariance), sampled and
   clipped to [0, 1]: the floor a generator must clear.
-- ``a``: ``distmatch fit-sketch FILE`` with the defaults (the generator from the pixel sketch).
+- ``a``: ``distmatch fit-sketch FILE`` with the defaults: a class-conditional generator.
+- ``au``: the unconditional generator, from ``distmatch sketch --no-classes`` (the whole data set's
+  sketch alone; ``fit-sketch --unconditional FILE`` trains the same from a default file).
 - ``b``: the latent route, ``distmatch train`` (a CWAE with the MNIST network ``mnist_mlp``, z = 20,
   k = 64, Adam, ``--ae-epochs`` epochs) then ``distmatch fit-latent-sketch``.
 - ``c``: ``distmatch fit-mmd`` with the defaults: the same kernel, generator, batches and epochs
-  as ``a``; it reads a batch of the data every step (passes over the data = steps x batch / N).
-- ``d``: private sketches at each ``--epsilons`` (``--delta``, analytic Gaussian mechanism), then
-  ``fit-sketch`` with the defaults. A private sketch needs a public bandwidth: the non-private
-  sketch's (the median distance of MNIST images) stands in for one chosen on public data.
-- ``--epochs N`` trains rows ``c`` and ``d`` for N epochs only; compare them with row ``a``'s
-  evaluation after N epochs (its ``metrics.jsonl``).
-- ``e``: DP-MERF's published setting with our code: 500 frequencies, 5 epochs, no noise, but an
-  unconditional generator.
-- ``ac``: class-conditional: ``distmatch sketch --by-label`` (one sketch per class, the same
-  frequencies) then ``distmatch fit-sketch FILE-0.npz ... FILE-9.npz`` with the defaults.
-- ``dc``: the same from private per-class sketches at each ``--epsilons`` (``--epochs`` epochs).
-- ``ec``: DP-MERF's setting itself: per-class sketches of 500 frequencies, a class-conditional
-  generator, 5 epochs, no noise.
+  as ``au``; it reads a batch of the data every step (passes over the data = steps x batch / N).
+- ``d``: private sketches at each ``--epsilons`` (``--delta``, analytic Gaussian mechanism, each
+  class's sketch released once), then ``fit-sketch`` with the defaults. A private sketch needs a
+  public bandwidth: the non-private sketch's (the median distance of the images) stands in for one
+  chosen on public data. ``du``: the same with ``--no-classes`` (unconditional).
+- ``--epochs N`` trains rows ``c``, ``d`` and ``du`` for N epochs only; compare them with rows
+  ``a`` and ``au`` after N epochs (their ``metrics.jsonl``).
+- ``e``: DP-MERF's published setting with our code: 500 frequencies, a class-conditional
+  generator, 5 epochs, no noise. ``eu``: the same, unconditional (``--no-classes``).
 
 Quality is the offline classifier metric (``distmatch.evaluation.classifier_metrics``) of 2,000
 samples against the test split: ``cfd`` (lower is better), ``classes_covered`` (of 10),
@@ -32,7 +31,7 @@ they show images derived from the data sets). Writes ``OUT/table.md`` and ``OUT/
 a finished row is read back from its run folder, so an interrupted benchmark resumes.
 
     python benchmarks/clgn_images.py --data-dir ../shared/data --out /tmp/clgn-images
-    python benchmarks/clgn_images.py --datasets fashion_mnist --rows sketch,gaussian,a,e ...
+    python benchmarks/clgn_images.py --datasets fashion_mnist --rows sketch,gaussian,a,au,e ...
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ import torch
 from distmatch.sketch import Sketch
 
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
-ROWS = ("sketch", "gaussian", "a", "b", "c", "d", "e", "ac", "dc", "ec")
+ROWS = ("sketch", "gaussian", "a", "au", "b", "c", "d", "du", "e", "eu")
 
 
 def distmatch(args: list[str], threads: int, log: Path) -> float:
@@ -81,23 +80,16 @@ def quality(summary: dict, prefix: str = "") -> dict:
 def sketch_row(
     name: str, data_dir: Path, out: Path, threads: int, log: Path, *extra: str, stem: str = ""
 ):
-    """Sketches the data set ``name`` into ``OUT/<stem or name>.npz`` unless it exists (with
-    ``--by-label`` among ``extra``: ``OUT/<stem>-<label>.npz``, one file per class)."""
+    """Sketches the data set ``name`` into ``OUT/<stem or name>.npz`` unless it exists."""
     path = out / f"{stem or name}.npz"
     seconds = None
-    first = path.with_name(f"{path.stem}-0.npz") if "--by-label" in extra else path
-    if not first.exists():
+    if not path.exists():
         seconds = distmatch(
             ["sketch", "--dataset", name, "--data-dir", str(data_dir), "--out", str(path),
              "--no-progress", *extra],
             threads, log,
         )  # fmt: skip
     return path, seconds
-
-
-def class_files(path: Path) -> list[str]:
-    """The per-class files that ``sketch --by-label --out PATH`` wrote."""
-    return [str(p) for p in sorted(path.parent.glob(f"{path.stem}-[0-9]*.npz"))]
 
 
 def gaussian_row(name: str, data_dir: Path) -> dict:
@@ -148,10 +140,16 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         rows.append({"row": "sketch", "sketch_s": seconds, "file_bytes": path.stat().st_size})
     if "gaussian" in args.rows:
         rows.append({"row": "gaussian fit to the pixels", **gaussian_row(name, data_dir)})
+    nc = "--no-classes"
     if "a" in args.rows:
         r = fit_row(["fit-sketch", str(path)], out / "a", t, log)
-        rows.append({"row": "(a) pixel sketch, defaults", "passes": 1, **r})
+        rows.append({"row": "(a) pixel sketch, defaults (class-conditional)", "passes": 1, **r})
         copy_grid(out / "a" / "figures" / "samples.png", grids, f"{name}-a.png")
+    if "au" in args.rows:
+        whole, _ = sketch_row(name, data_dir, out, t, log, nc, stem=f"{name}-noclasses")
+        r = fit_row(["fit-sketch", str(whole)], out / "au", t, log)
+        rows.append({"row": "(a) unconditional (sketch --no-classes)", "passes": 1, **r})
+        copy_grid(out / "au" / "figures" / "samples.png", grids, f"{name}-au.png")
     if "b" in args.rows:
         ae = out / "ae"
         if not (ae / "summary.json").exists():
@@ -179,59 +177,32 @@ def bench(name: str, args: argparse.Namespace) -> list[dict]:
         rows.append({"row": "(c) exact MMD, same kernel (fit-mmd)",
                      "passes": round(r["steps"] * r["batch"] / n_train, 1), **r})  # fmt: skip
         copy_grid(out / "c" / "figures" / "samples.png", grids, f"{name}-c.png")
-    if "d" in args.rows:
-        bandwidth = Sketch.load(path).features.bandwidth
+    bandwidth = Sketch.load(path).features.bandwidth
+    for row, extra, what in (("d", (), ""), ("du", (nc,), ", unconditional")):
+        if row not in args.rows:
+            continue
         for eps in args.epsilons:
+            stem = f"{name}{'-noclasses' if extra else ''}-eps{eps:g}"
             private, _ = sketch_row(
-                name, data_dir, out, t, log, "--epsilon", f"{eps:g}",
-                "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth),
-                stem=f"{name}-eps{eps:g}",
+                name, data_dir, out, t, log, *extra, "--epsilon", f"{eps:g}",
+                "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth), stem=stem,
             )  # fmt: skip
-            r = fit_row(["fit-sketch", str(private), *short], out / f"d-eps{eps:g}", t, log)
-            rows.append({"row": f"(d) private sketch, epsilon = {eps:g}, delta = {args.delta:g}",
-                         "passes": 1, **r})  # fmt: skip
-            copy_grid(
-                out / f"d-eps{eps:g}" / "figures" / "samples.png", grids, f"{name}-d{eps:g}.png"
-            )
-    if "e" in args.rows:
+            run = out / f"{row}-eps{eps:g}"
+            r = fit_row(["fit-sketch", str(private), *short], run, t, log)
+            rows.append({"row": f"(d) private sketch, epsilon = {eps:g}, delta = {args.delta:g}"
+                         f"{what}", "passes": 1, **r})  # fmt: skip
+            copy_grid(run / "figures" / "samples.png", grids, f"{name}-{row}{eps:g}.png")
+    for row, extra, what in (("e", (), "class-conditional"), ("eu", (nc,), "unconditional")):
+        if row not in args.rows:
+            continue
+        stem = f"{name}{'-noclasses' if extra else ''}-m500"
         merf, _ = sketch_row(
-            name, data_dir, out, t, log, "--n-frequencies", "500", stem=f"{name}-m500"
-        )
-        r = fit_row(["fit-sketch", str(merf), "--epochs", "5"], out / "e", t, log)
-        rows.append({"row": "(e) DP-MERF's setting: m = 500, 5 epochs", "passes": 1, **r})
-        copy_grid(out / "e" / "figures" / "samples.png", grids, f"{name}-e.png")
-    if "ac" in args.rows:
-        classes, seconds = sketch_row(
-            name, data_dir, out, t, log, "--by-label", stem=f"{name}-bylabel"
-        )
-        files = class_files(classes)
-        size = sum(Path(f).stat().st_size for f in files)
-        r = fit_row(["fit-sketch", *files], out / "ac", t, log)
-        rows.append({"row": "(a') class-conditional: sketch --by-label, defaults", "passes": 1,
-                     "sketch_s": seconds, "file_bytes": size, **r})  # fmt: skip
-        copy_grid(out / "ac" / "figures" / "samples.png", grids, f"{name}-ac.png")
-    if "dc" in args.rows:
-        bandwidth = Sketch.load(path).features.bandwidth
-        for eps in args.epsilons:
-            private, _ = sketch_row(
-                name, data_dir, out, t, log, "--by-label", "--epsilon", f"{eps:g}",
-                "--delta", f"{args.delta:g}", "--bandwidth", repr(bandwidth),
-                stem=f"{name}-bylabel-eps{eps:g}",
-            )  # fmt: skip
-            run = out / f"dc-eps{eps:g}"
-            r = fit_row(["fit-sketch", *class_files(private), *short], run, t, log)
-            rows.append({"row": f"(d') private class sketches, epsilon = {eps:g}, "
-                         f"delta = {args.delta:g}", "passes": 1, **r})  # fmt: skip
-            copy_grid(run / "figures" / "samples.png", grids, f"{name}-dc{eps:g}.png")
-    if "ec" in args.rows:
-        merf, _ = sketch_row(
-            name, data_dir, out, t, log, "--by-label", "--n-frequencies", "500",
-            stem=f"{name}-bylabel-m500",
+            name, data_dir, out, t, log, *extra, "--n-frequencies", "500", stem=stem
         )  # fmt: skip
-        r = fit_row(["fit-sketch", *class_files(merf), "--epochs", "5"], out / "ec", t, log)
-        rows.append({"row": "(e') DP-MERF's setting: class-conditional, m = 500, 5 epochs",
-                     "passes": 1, **r})  # fmt: skip
-        copy_grid(out / "ec" / "figures" / "samples.png", grids, f"{name}-ec.png")
+        r = fit_row(["fit-sketch", str(merf), "--epochs", "5"], out / row, t, log)
+        rows.append({"row": f"(e) DP-MERF's setting: m = 500, 5 epochs, {what}", "passes": 1,
+                     **r})  # fmt: skip
+        copy_grid(out / row / "figures" / "samples.png", grids, f"{name}-{row}.png")
     return rows
 
 
