@@ -291,3 +291,12 @@ def test_fit_sketch_of_a_labelled_sketch_is_conditional_unless_asked(
     assert main([*argv, "--no-progress"]) == 0
     assert json.loads((plain / "config.json").read_text())["resolved"]["classes"] == 0
     assert "label_agreement" not in json.loads((plain / "summary.json").read_text())
+
+
+def test_the_config_checks_conditional():
+    from distmatch.generation import GeneratorConfig
+
+    with pytest.raises(ValueError, match="conditional must be None or False for objective 'mmd'"):
+        GeneratorConfig(objective="mmd", dataset="spiral", conditional=True).validate()
+    with pytest.raises(ValueError, match="conditional must be None, True or False; got 'yes'"):
+        GeneratorConfig(sketch="s.npz", conditional="yes").validate()
