@@ -125,13 +125,6 @@ class GeneratorConfig:
 
     def sketch_files(self) -> list[str]:
         """The sketch files of the run: one, or one per class."""
-        if self.conditional is not None and not isinstance(self.conditional, bool):
-            raise ValueError(f"conditional must be None, True or False; got {self.conditional!r}.")
-        if self.conditional and self.objective != "sketch":
-            raise ValueError(
-                f"conditional must be None or False for objective '{self.objective}' (class "
-                "sketches are what make a generator conditional); got True."
-            )
         if isinstance(self.sketch, (list, tuple)):
             return [str(path) for path in self.sketch]
         return [] if self.sketch is None else [str(self.sketch)]
