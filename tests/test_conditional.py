@@ -264,6 +264,10 @@ def test_class_keys_are_checked_on_saving_and_reading(tmp_path, labelled_sketch)
     with pytest.raises(sk.SketchError, match="is corrupt: class_labels"):
         sk.Sketch.load_classes(tmp_path / "bad.npz")
     assert sk.Sketch.load(tmp_path / "bad.npz").count == 1500  # the whole still reads
+    del arrays["class_counts"]
+    np.savez(tmp_path / "partial.npz", **arrays)
+    with pytest.raises(sk.SketchError, match="must hold all of .* or none"):
+        sk.Sketch.load_classes(tmp_path / "partial.npz")
 
 
 def test_fit_sketch_of_a_labelled_sketch_is_conditional_unless_asked(

@@ -28,11 +28,11 @@ from ..generation import (
     MMD_KERNELS,
     MMD_LAWS,
     GeneratorConfig,
-    load_sketches,
     resumed_config,
     train_generator,
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
+from ..sketch import Sketch
 from ._common import UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
@@ -214,12 +214,6 @@ def run_fit_sketch(args: argparse.Namespace) -> int:
     files = [str(path.resolve()) for path in args.sketch]
     if len(set(files)) != len(files):
         raise UsageError("a sketch file is given twice; give each class's file once.")
-    conditional = False if args.unconditional else None
-    if files:
-        try:
-            load_sketches(files, conditional=conditional)  # files that fit together
-        except ValueError as err:
-            raise UsageError(str(err)) from None
     if args.unconditional:
         args.conditional = False  # a config field (see _fit)
     return _fit(args, "sketch", files if len(files) > 1 else (files[0] if files else None))
@@ -262,7 +256,7 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
         raise UsageError("evaluate needs an image generator run; this run's samples are vectors.")
     config = record["config"]
     if config.get("sketch"):
-        sketch, _ = load_sketches(GeneratorConfig(sketch=config["sketch"]).sketch_files())
+        sketch = Sketch.load(GeneratorConfig(sketch=config["sketch"]).sketch_files()[0])
         source, data_dir = config.get("eval_data") or sketch.source, sketch.data_dir
     else:
         source, data_dir = config.get("eval_data") or config["dataset"], config.get("data_dir")

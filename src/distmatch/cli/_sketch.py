@@ -336,8 +336,7 @@ def add_sketch_info(subparsers: argparse._SubParsersAction) -> None:
 
 def run_sketch_info(args: argparse.Namespace) -> int:
 
-    sketch = Sketch.load(args.path)
-    classes = Sketch.load_classes(args.path)
+    sketch, classes = Sketch.load_with_classes(args.path)
     features = sketch.features
     info = {
         "file": str(args.path),

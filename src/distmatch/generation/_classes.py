@@ -27,7 +27,6 @@ from collections.abc import Sequence
 
 import torch
 
-from .. import distributed
 from ..sketch import Sketch, sketch_distance
 
 __all__ = ["ClassSketches", "load_sketches"]
@@ -41,13 +40,11 @@ class ClassSketches:
         sketches: ``C`` sketches, class index ``c`` first to last.
         labels: the data set's label of each class index (``labels[c]``).
         weights: ``(C,)`` float64 class weights ``N_c / N`` (from the sketches' counts).
-        pooled: the sketch of the whole data set (the sum of the classes').
     """
 
     sketches: tuple[Sketch, ...]
     labels: tuple[int, ...]
     weights: torch.Tensor
-    pooled: Sketch
 
     @property
     def classes(self) -> int:
@@ -82,7 +79,6 @@ class ClassSketches:
                 f"{need // self.classes} samples ({estimator} estimator): at least {need}, and so "
                 f"must an epoch's last batch; got {batch_size} (last batch {last})."
             )
-        distributed.check_divisible(batch_size, "batch_size")
 
 
 def load_sketches(
@@ -103,8 +99,9 @@ def load_sketches(
         FileNotFoundError, SketchError: a file is missing or unreadable.
     """
     if len(paths) == 1:
-        pooled = Sketch.load(paths[0])
-        classes = Sketch.load_classes(paths[0]) if conditional is not False else None
+        if conditional is False:
+            return Sketch.load(paths[0]), None
+        pooled, classes = Sketch.load_with_classes(paths[0])  # one feature map for all
         if classes is None:
             if conditional:
                 raise ValueError(
@@ -113,7 +110,7 @@ def load_sketches(
                     f"label); got '{paths[0]}', which holds none."
                 )
             return pooled, None
-        return pooled, _classes(pooled, classes)
+        return pooled, _classes(classes)
     loaded = [Sketch.load(path) for path in paths]
     seen: dict[int, str] = {}
     for path, sketch in zip(paths, loaded, strict=True):
@@ -136,21 +133,13 @@ def load_sketches(
             raise ValueError(f"sketch '{path}' does not fit '{paths[0]}': {err}") from None
     if conditional is False:
         return pooled, None
-    return pooled, _classes(pooled, sorted(loaded, key=lambda sketch: sketch.label))
+    # one feature map for all (the pooled sketch's): moved to a device once
+    ordered = sorted(loaded, key=lambda sketch: sketch.label)
+    return pooled, _classes([s.copy(features=pooled.features) for s in ordered])
 
 
-def _shared(sketch: Sketch, features) -> Sketch:
-    """``sketch`` with the feature map ``features`` (equal to its own): moved to a device once."""
-    return Sketch.from_parts(
-        features, center=sketch.center, scale=sketch.scale, total=sketch.sum,
-        count=sketch.count, source=sketch.source, privacy=sketch.privacy, pieces=sketch.pieces,
-        data_dir=sketch.data_dir, sample_shape=sketch.sample_shape, label=sketch.label,
-    )  # fmt: skip
-
-
-def _classes(pooled: Sketch, classes: Sequence[Sketch]) -> ClassSketches:
-    """The classes (ordered by label) of the whole sketch ``pooled``, sharing its features."""
-    sketches = tuple(_shared(c, pooled.features) for c in classes)
+def _classes(sketches: Sequence[Sketch]) -> ClassSketches:
+    """The classes' sketches, ordered by label, with their weights ``N_c / N``."""
     counts = torch.tensor([max(s.count, 1) for s in sketches], dtype=torch.float64)
     labels = tuple(int(s.label) for s in sketches)
-    return ClassSketches(sketches, labels, counts / counts.sum(), pooled)
+    return ClassSketches(tuple(sketches), labels, counts / counts.sum())

@@ -245,6 +245,16 @@ class FourierFeatures(nn.Module):
         )
 
 
+def same_features(a: FourierFeatures, b: FourierFeatures) -> bool:
+    """Whether two feature maps are the same map: equal frequencies, dither and quantization."""
+    if a is b:
+        return True
+    if (a.dim, a.n_frequencies, a.quantized) != (b.dim, b.n_frequencies, b.quantized):
+        return False
+    same = torch.equal(a.frequencies.detach().cpu().double(), b.frequencies.detach().cpu().double())
+    return same and torch.equal(a.dither.detach().cpu().double(), b.dither.detach().cpu().double())
+
+
 def _check_flags(dither: object, quantized: object) -> None:
     for name, value in (("dither", dither), ("quantized", quantized)):
         if not isinstance(value, bool):

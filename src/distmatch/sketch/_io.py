@@ -14,7 +14,8 @@ the parts :func:`read_sketch` returns; :class:`SketchError` is re-exported there
 A file may also hold the sketches of the data's classes (``distmatch sketch`` of a labelled data
 set): ``class_labels`` (C,), ``class_sums`` (C, 2m) and ``class_counts`` (C,), with the same
 features, scaling and privacy record as the whole; the whole sketch is their sum. Readers that do
-not know these keys read the whole sketch as before (:func:`read_class_sketches` reads them).
+not know these keys read the whole sketch as before (:func:`read_sketch_with_classes` reads
+them too).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from .._core import atomic_path
-from ._features import FourierFeatures
+from ._features import FourierFeatures, same_features
 from ._laws import as_float64
 from ._pieces import Piece
 from ._privacy import Privacy
@@ -43,8 +44,8 @@ __all__ = [
     "FORMAT_VERSION",
     "KEYS",
     "SketchError",
-    "read_class_sketches",
     "read_sketch",
+    "read_sketch_with_classes",
     "write_sketch",
 ]
 
@@ -75,7 +76,13 @@ def write_sketch(
 ) -> None:
     """Writes ``sketch`` to ``path`` as ``.npz`` (no pickle), atomically: format 2 (the seed of
     the frequencies) when the features are their seed's draw, format 1 (the frequencies) else;
-    with ``classes``, the sketches of the data's classes beside it (see the module docstring)."""
+    with ``classes``, the sketches of the data's classes beside it (see the module docstring).
+
+    Raises:
+        ValueError: ``classes`` that are not the classes of ``sketch``.
+    """
+    if classes:
+        _check_classes(sketch, classes)
     f = sketch.features
     empty = np.zeros(0)
     seeded = f.redrawn() is not None
@@ -122,6 +129,27 @@ def write_sketch(
         np.savez(fh, **arrays)
 
 
+def _check_classes(whole: Sketch, classes: Sequence[Sketch]) -> None:
+    labels = [c.label for c in classes]
+    if None in labels or len(set(labels)) != len(labels):
+        raise ValueError(f"classes must each have a distinct label; got labels {labels}.")
+    for c in classes:
+        if not same_features(c.features, whole.features) or c.scale != whole.scale:
+            raise ValueError(
+                "classes must share the features and scaling of the sketch; got others."
+            )
+        if c.privacy != whole.privacy:
+            raise ValueError(
+                f"classes must have the sketch's privacy record; got {c.privacy} vs "
+                f"{whole.privacy}."
+            )
+    if sum(c.count for c in classes) != whole.count:
+        raise ValueError(
+            f"classes must add up to the sketch; got counts summing to "
+            f"{sum(c.count for c in classes)} against {whole.count}."
+        )
+
+
 def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Reads the parts of a sketch written by :func:`write_sketch` (``allow_pickle=False``): the
     keyword arguments of :meth:`Sketch.from_parts <distmatch.sketch.Sketch.from_parts>`.
@@ -130,6 +158,26 @@ def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: no file at ``path``.
         SketchError: not an ``.npz``, a foreign or corrupt one, an unsupported format version.
     """
+    return _parts(_read_arrays(path), path)
+
+
+def read_sketch_with_classes(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """:func:`read_sketch`'s parts, and those of the sketches of the classes that the file holds
+    beside the whole sketch, ordered by label (None when it holds none), from one reading: they
+    share the whole's feature map, scaling, privacy record and description.
+
+    Raises:
+        FileNotFoundError, SketchError: as :func:`read_sketch`, or malformed class keys.
+    """
+    arrays = _read_arrays(path)
+    parts = _parts(arrays, path)
+    return parts, _class_parts(arrays, parts, path)
+
+
+def _read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays of a sketch file, its keys and format version checked."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sketch file must exist; got no file at '{path}'.")
@@ -165,25 +213,26 @@ def read_sketch(path: str | os.PathLike[str]) -> dict[str, Any]:
     known = (FORMAT_VERSION, SEEDED_FORMAT_VERSION)
     if version.shape != () or version.dtype.kind not in "iu" or int(version) not in known:
         raise SketchError(f"sketch file format_version must be 1 or 2; got {version!s}.")
+    return arrays
+
+
+def _parts(arrays: dict[str, np.ndarray], path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return parts_from_arrays(arrays)
     except (TypeError, ValueError) as err:
         raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
 
 
-def read_class_sketches(path: str | os.PathLike[str]) -> list[dict[str, Any]] | None:
-    """The parts (keyword arguments of ``Sketch.from_parts``) of the sketches of the classes that
-    the file ``path`` holds beside the whole sketch, ordered by label, or None: they share the
-    whole's features, scaling, privacy record and description.
-
-    Raises:
-        FileNotFoundError, SketchError: as :func:`read_sketch`, or malformed class keys.
-    """
-    parts = read_sketch(path)
-    with np.load(path, allow_pickle=False) as npz:
-        if "class_labels" not in npz.files:
-            return None
-        labels, sums, counts = (npz[k] for k in ("class_labels", "class_sums", "class_counts"))
+def _class_parts(
+    arrays: dict[str, np.ndarray], parts: dict[str, Any], path: str | os.PathLike[str]
+) -> list[dict[str, Any]] | None:
+    """The parts of the classes' sketches held in ``arrays`` beside the whole's ``parts``."""
+    keys = ("class_labels", "class_sums", "class_counts")
+    if not any(k in arrays for k in keys):
+        return None
+    if not all(k in arrays for k in keys):
+        raise SketchError(f"sketch file '{path}' is corrupt: it must hold all of {keys} or none.")
+    labels, sums, counts = (arrays[k] for k in keys)
     m2 = parts["total"].shape[0]
     c = labels.shape[0] if labels.ndim == 1 else -1
     good = c >= 1 and sums.shape == (c, m2) and counts.shape == (c,)

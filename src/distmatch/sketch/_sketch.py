@@ -15,8 +15,15 @@ import torch
 from .. import distributed
 from .._core import check_choice, check_positive, check_samples, fused
 from ._chunks import as_chunk, check_dim
-from ._features import QUANTIZED_GAIN, FeatureSummer, FourierFeatures, cos_sin, phases
-from ._io import SketchError, read_class_sketches, read_sketch, write_sketch
+from ._features import (
+    QUANTIZED_GAIN,
+    FeatureSummer,
+    FourierFeatures,
+    cos_sin,
+    phases,
+    same_features,
+)
+from ._io import SketchError, read_sketch, read_sketch_with_classes, write_sketch
 from ._laws import check_vector
 from ._pieces import Piece, check_disjoint
 from ._privacy import Privacy
@@ -128,7 +135,7 @@ class Sketch:
         """
         if not isinstance(other, Sketch):
             raise TypeError(f"other must be a Sketch; got {type(other).__name__}.")
-        if not _same_features(self._features, other._features):
+        if not same_features(self._features, other._features):
             raise ValueError(
                 "other must have the same frequencies, dither and quantization as this sketch; "
                 "got a different feature map."
@@ -158,12 +165,20 @@ class Sketch:
             )
         return self
 
-    def copy(self) -> Sketch:
-        """An independent copy (the feature map is shared: it is never modified)."""
+    def copy(self, *, features: FourierFeatures | None = None) -> Sketch:
+        """An independent copy (the feature map is shared: it is never modified); ``features``:
+        an equal feature map to share instead (e.g. one already on a device).
+
+        Raises:
+            ValueError: ``features`` that differ from this sketch's.
+        """
+        if features is not None and not same_features(features, self._features):
+            raise ValueError("features must equal this sketch's feature map; got other features.")
         return Sketch.from_parts(
-            self._features, center=self._center, scale=self._scale, total=self._sum.clone(),
-            count=self._count, source=self.source, privacy=self._privacy, pieces=self._pieces,
-            data_dir=self.data_dir, sample_shape=self.sample_shape, label=self.label,
+            features or self._features, center=self._center, scale=self._scale,
+            total=self._sum.clone(), count=self._count, source=self.source,
+            privacy=self._privacy, pieces=self._pieces, data_dir=self.data_dir,
+            sample_shape=self.sample_shape, label=self.label,
         )  # fmt: skip
 
     @classmethod
@@ -247,8 +262,6 @@ class Sketch:
         Raises:
             ValueError: ``classes`` that are not the classes of this sketch.
         """
-        if classes:
-            _check_classes(self, classes)
         write_sketch(self, path, classes)
 
     @classmethod
@@ -259,11 +272,24 @@ class Sketch:
         Raises:
             FileNotFoundError, SketchError: as :meth:`load`.
         """
-        parts = read_class_sketches(path)
-        if parts is None:
-            return None
+        return cls.load_with_classes(path)[1]
+
+    @classmethod
+    def load_with_classes(
+        cls, path: str | os.PathLike[str]
+    ) -> tuple[Sketch, tuple[Sketch, ...] | None]:
+        """``(whole, classes)``: :meth:`load` and :meth:`load_classes` from one reading, all
+        sharing one feature map.
+
+        Raises:
+            FileNotFoundError, SketchError: as :meth:`load`.
+        """
+        parts, class_parts = read_sketch_with_classes(path)
+        whole = cls.from_parts(**parts)
+        if class_parts is None:
+            return whole, None
         try:
-            return tuple(cls.from_parts(**p) for p in parts)
+            return whole, tuple(cls.from_parts(**p) for p in class_parts)
         except (TypeError, ValueError) as err:
             raise SketchError(f"sketch file '{path}' is corrupt: {err}") from None
 
@@ -276,36 +302,6 @@ class Sketch:
             SketchError: not an ``.npz``, a foreign or corrupt one, an unsupported format version.
         """
         return cls.from_parts(**read_sketch(path))
-
-
-def _check_classes(whole: Sketch, classes: Sequence[Sketch]) -> None:
-    labels = [c.label for c in classes]
-    if None in labels or len(set(labels)) != len(labels):
-        raise ValueError(f"classes must each have a distinct label; got labels {labels}.")
-    for c in classes:
-        if not _same_features(c.features, whole.features) or c.scale != whole.scale:
-            raise ValueError(
-                "classes must share the features and scaling of the sketch; got others."
-            )
-        if c.privacy != whole.privacy:
-            raise ValueError(
-                f"classes must have the sketch's privacy record; got {c.privacy} vs "
-                f"{whole.privacy}."
-            )
-    if sum(c.count for c in classes) != whole.count:
-        raise ValueError(
-            f"classes must add up to the sketch; got counts summing to "
-            f"{sum(c.count for c in classes)} against {whole.count}."
-        )
-
-
-def _same_features(a: FourierFeatures, b: FourierFeatures) -> bool:
-    if a is b:
-        return True
-    if (a.dim, a.n_frequencies, a.quantized) != (b.dim, b.n_frequencies, b.quantized):
-        return False
-    same = torch.equal(a.frequencies.detach().cpu().double(), b.frequencies.detach().cpu().double())
-    return same and torch.equal(a.dither.detach().cpu().double(), b.dither.detach().cpu().double())
 
 
 def _same_center(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
