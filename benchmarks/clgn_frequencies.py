@@ -24,6 +24,7 @@ import torch
 from distmatch import sketch as sk
 from distmatch.data import load_split
 from distmatch.evaluation import classifier_metrics, load_classifier, reference_summary
+from distmatch.generation import ClassSketches
 from distmatch.models import build_generator
 from distmatch.report import save_image_grid
 
@@ -69,13 +70,14 @@ def main() -> None:
         x.shape[1], args.m, law=args.law, bandwidth=bandwidth,
         generator=torch.Generator().manual_seed(args.seed),
     )  # fmt: skip
-    if args.conditional:
-        labels = train.labels
-        sketches = [
-            sk.sketch_dataset(x[labels == c], features, progress=False, device="cpu")
+    if args.conditional:  # one sketch per class, as distmatch sketch of a labelled data set
+        sketches = tuple(
+            sk.sketch_dataset(x[train.labels == c], features, progress=False, device="cpu")
             for c in range(10)
-        ]
-        weights = torch.tensor([float(s.count) for s in sketches]) / len(x)
+        )
+        counts = torch.tensor([float(s.count) for s in sketches], dtype=torch.float64)
+        per_class = ClassSketches(sketches, tuple(range(10)), counts / counts.sum())
+        rows = per_class.batch_labels(torch.arange(args.batch), torch.device("cpu"))[1:]
     else:
         sketch = sk.sketch_dataset(x, features, progress=False, device="cpu")
     sketch_seconds = time.perf_counter() - started
@@ -84,30 +86,16 @@ def main() -> None:
         options = {"width": args.width} if args.width else None
         classes = 10 if args.conditional else 0
         generator = build_generator(
-            args.arch, sample_shape=train.sample_shape, options=options,
-            latent_dim=(32 if args.arch == "conv" else 10) + classes,
-        )  # fmt: skip
-    latent = generator.latent_dim - classes
-
-    def generate(n, gen):
-        z = torch.randn(n, latent, generator=gen)
-        if not classes:
-            return generator(z), None
-        y = torch.arange(n) % classes
-        return generator(torch.cat([z, torch.nn.functional.one_hot(y, classes).float()], 1)), y
+            args.arch, sample_shape=train.sample_shape, options=options, classes=classes
+        )  # a conditional one makes sample i of class i mod 10
 
     optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr)
     codes = torch.Generator().manual_seed(args.seed + 1)
     started = time.perf_counter()
     for _ in range(args.steps):
-        y, labels = generate(args.batch, codes)
-        y = y.flatten(1)
+        y = generator.sample(args.batch, generator=codes).flatten(1)
         if classes:
-            loss = sum(
-                weights[c]
-                * sk.sketch_distance(sketches[c], y[labels == c], estimator=args.estimator)
-                for c in range(classes)
-            )
+            loss = per_class.distance(y, rows, estimator=args.estimator)
         else:
             loss = sk.sketch_distance(sketch, y, estimator=args.estimator)
         optimizer.zero_grad(set_to_none=True)
@@ -117,7 +105,7 @@ def main() -> None:
     classifier = load_classifier(train, progress=False)
     reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))
     with torch.no_grad():
-        samples, _ = generate(2000, torch.Generator().manual_seed(5))
+        samples = generator.sample(2000, generator=torch.Generator().manual_seed(5))
     row = {
         "tag": tag, "law": args.law, "factor": args.factor, "bandwidth": bandwidth, "m": args.m,
         "batch": args.batch, "steps": args.steps, "estimator": args.estimator, "seed": args.seed,
