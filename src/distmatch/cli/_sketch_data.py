@@ -59,10 +59,7 @@ def groups(
 ) -> list[tuple[int | None, torch.Tensor]]:
     """``[(None, all rows)]``, or with --by-label or ``classes`` ``[(label, its rows in data
     order), ...]``."""
-    if classes:
-        labels = source.labels
-        return [(int(c), torch.nonzero(labels == c).flatten()) for c in torch.unique(labels)]
-    if not args.by_label:
+    if not (classes or args.by_label):
         return [(None, torch.arange(source.count))]
     if source.labels is None:
         raise UsageError(f"--by-label needs a labelled data set; '{args.dataset}' has no labels.")
