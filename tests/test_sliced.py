@@ -45,3 +45,57 @@ def test_generator_makes_the_random_directions_reproducible(gen):
     a = distances.sliced_wasserstein(x, y, generator=torch.Generator().manual_seed(9))
     b = distances.sliced_wasserstein(x, y, generator=torch.Generator().manual_seed(9))
     assert torch.equal(a, b)
+
+
+def _brute_force_gaps(a, b):
+    """a - sort(b)[rank(a)], row by row, in plain Python."""
+    out = torch.empty_like(a)
+    for row in range(a.shape[0]):
+        matched = sorted(b[row].tolist())
+        for rank, i in enumerate(sorted(range(a.shape[1]), key=lambda i: float(a[row, i]))):
+            out[row, i] = a[row, i] - matched[rank]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_matched_gaps_pair_each_value_with_the_same_rank_of_the_other_sample(gen, dtype):
+    from distmatch.distances._matching import _torch_gaps, matched_gaps
+
+    a, b = torch.randn(6, 33, generator=gen, dtype=dtype), torch.randn(6, 33, generator=gen)
+    b = b.to(dtype)
+    expected = _pairs(a, _brute_force_gaps(a, b))
+    assert _pairs(a, matched_gaps(a, b)) == expected  # NumPy on the CPU (float32/64)
+    assert _pairs(a, _torch_gaps(a, b)) == expected  # torch.sort elsewhere
+
+
+def _pairs(a, gaps):
+    """Each row's (value, gap) pairs in order: tied values may share their gaps in any order."""
+    return [sorted(zip(u.tolist(), v.tolist(), strict=True)) for u, v in zip(a, gaps, strict=True)]
+
+
+def test_matched_gaps_with_ties_give_the_exact_one_dimensional_distance():
+    from distmatch.distances._matching import matched_gaps
+
+    a = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0]])
+    b = torch.tensor([[3.0, -1.0, 2.0, 0.5, 0.0]])
+    gaps = matched_gaps(a, b)
+    assert sorted(gaps[0].tolist()) == sorted(
+        [0.0 + 1.0, 0.0 - 0.0, 0.0 - 0.5, 1.0 - 2.0, 1.0 - 3.0]
+    )
+    expected = stats.wasserstein_distance(a[0].numpy(), b[0].numpy(), None, None)
+    assert float(gaps.abs().mean()) == pytest.approx(expected, rel=1e-7)
+
+
+def test_the_compiled_sliced_distance_and_its_gradient_equal_the_eager_ones(gen):
+    from distmatch._core import compiler_available
+
+    if not compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for torch.compile")
+    x = torch.randn(64, 20, generator=gen, requires_grad=True)
+    y, theta = torch.randn(64, 20, generator=gen), distances.random_projections(20, 50)
+    eager = distances.sliced_wasserstein(x, y, projections=theta)
+    (grad,) = torch.autograd.grad(eager, x)
+    compiled = torch.compile(lambda a: distances.sliced_wasserstein(a, y, projections=theta))
+    value = compiled(x)
+    assert torch.allclose(value, eager, rtol=1e-6)
+    assert torch.allclose(torch.autograd.grad(value, x)[0], grad, rtol=1e-5, atol=1e-8)

@@ -46,7 +46,7 @@ from ._core import check_choice, check_positive, check_positive_int
 from .distances.cramer_wold import normality_unchecked
 from .distances.kernels import WAE_SCALES, imq_kernel
 from .distances.mmd import mmd_unchecked
-from .distances.sliced import random_projections, sliced_unchecked
+from .distances.sliced import sliced_unchecked
 from .sketch import SKETCH_FREQUENCIES, mean_features, prior_sketch, sketch_prior_distance
 
 __all__ = [
@@ -68,7 +68,9 @@ class Draws(NamedTuple):
     graph) from the run's generator."""
 
     prior: torch.Tensor | None = None  # (n, D) N(0, I) draws: wae, swae
-    theta: torch.Tensor | None = None  # (D, L) unit directions: swae
+    # (D, L) Gaussian directions: swae, normalised by the term (inside a compiled graph, where
+    # the division costs nothing extra)
+    theta: torch.Tensor | None = None
     # skwae: its fixed frequencies (D, m) and N(0, I)'s exact sketch (2m,), not random, but read
     # from a cache that a compiled graph would trace through (recomputing them every step)
     omega: torch.Tensor | None = None
@@ -85,18 +87,17 @@ def draw(
     device: torch.device | str = "cpu",
 ) -> Draws:
     """The draws that ``model``'s term needs for ``shape = (n, D)`` joined codes: ``n`` fresh
-    N(0, I) draws (WAE, SWAE), then ``n_projections`` unit directions (SWAE), in that order from
-    ``generator`` (on its own device, then moved); none for CWAE and skwae."""
+    N(0, I) draws (WAE, SWAE), then ``n_projections`` Gaussian directions (SWAE), in that order from
+    ``generator`` (on its own device, then moved); none for CWAE and skwae. The directions are
+    those of :func:`~distmatch.distances.random_projections` before their normalisation."""
     if model not in ("wae", "swae"):
         return Draws()
     source = generator.device if generator is not None else device
     prior = torch.randn(shape, generator=generator, dtype=dtype, device=source).to(device)
     if model == "wae":
         return Draws(prior)
-    theta = random_projections(
-        shape[1], n_projections, generator=generator, dtype=dtype, device=device
-    )
-    return Draws(prior, theta)
+    theta = torch.randn(shape[1], n_projections, generator=generator, dtype=dtype, device=source)
+    return Draws(prior, theta.to(device))
 
 
 def cwae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
@@ -116,7 +117,8 @@ def wae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
 
 def swae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Sliced ``W_2^2`` between the codes and as many fresh prior draws, fresh directions."""
-    return sliced_unchecked(codes, draws.prior, draws.theta, p=2.0)  # unchecked, as cwae_term
+    theta = draws.theta / draws.theta.norm(dim=0, keepdim=True)  # (D, L) unit directions
+    return sliced_unchecked(codes, draws.prior, theta, p=2.0)  # unchecked, as cwae_term
 
 
 def skwae_term(

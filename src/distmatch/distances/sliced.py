@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._core import check_pair, check_positive, check_positive_int, check_samples, fused
+from ._matching import matched_gaps
 
 __all__ = ["random_projections", "sliced_wasserstein"]
 
@@ -114,17 +115,19 @@ def sliced_unchecked(
     gradient flows to the directions.
     """
 
+    directions = theta.T  # (L, D)
+
+    def gradient(gaps: torch.Tensor) -> torch.Tensor:
+        # d/d(proj) of the mean, in place (the matching is locally constant), then back through
+        # the projection
+        slope = (p / gaps.numel()) * gaps.abs().pow(p - 1) * gaps.sign()  # (L, N)
+        return slope.T @ directions  # (N, D)
+
     def compute(x, y, *, needs):
-        x_sorted, x_order = torch.sort(x @ theta, dim=0)  # (N, L)
-        y_sorted, y_order = torch.sort(y @ theta, dim=0)  # (N, L)
-        diff = x_sorted - y_sorted  # (N, L)
-        value = diff.abs().pow(p).mean()
-        # d/d(diff) of the mean, then back through the sort permutations and the projection.
-        slope = (p / diff.numel()) * diff.abs().pow(p - 1) * diff.sign()  # (N, L)
-        grad_x = torch.zeros_like(slope).scatter_(0, x_order, slope) @ theta.T if needs[0] else None
-        grad_y = (
-            torch.zeros_like(slope).scatter_(0, y_order, -slope) @ theta.T if needs[1] else None
-        )
-        return value, (grad_x, grad_y)
+        x_proj, y_proj = directions @ x.T, directions @ y.T  # (L, N): one row per direction
+        gaps = matched_gaps(x_proj, y_proj)  # (L, N): x_proj minus its matched y_proj
+        grad_x = gradient(gaps) if needs[0] else None
+        grad_y = gradient(matched_gaps(y_proj, x_proj)) if needs[1] else None
+        return gaps.abs().pow(p).mean(), (grad_x, grad_y)
 
     return fused(compute, (x, y))

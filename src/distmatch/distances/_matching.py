@@ -1,0 +1,71 @@
+"""The 1-D optimal matching of two equal-size samples, row by row: ``a - sort(b)[rank(a)]``.
+
+For equal-size empirical measures on the line the optimal coupling pairs the ``r``-th smallest
+``a`` with the ``r``-th smallest ``b``. :func:`matched_gaps` returns, for every entry of ``a`` in its
+own position, its gap to the ``b`` it is matched with::
+
+    gaps[l, i] = a[l, i] - sort(b[l])[rank_l(a[l, i])]
+
+so ``mean |gaps|^p`` is the 1-D ``W_p^p`` of each row and ``p |gaps|^(p-1) sign(gaps) / numel`` is
+its gradient with respect to ``a``, in place, with no scatter through a permutation. Ties in ``a``
+are matched in some order of their own; the value does not depend on it.
+
+On the CPU, PyTorch's sort of many short rows costs 5-10 times NumPy's (vectorised quicksort); in a
+moving-window SWAE step (50 rows of 64) the two sorts cost more than the rest of the distance
+term. So float32/float64 CPU tensors are matched by NumPy inside a custom operator, which
+``torch.compile`` calls as one opaque node (the sort in a compiled graph was slower still). Other
+devices and dtypes use ``torch.sort``, which a GPU graph can capture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["matched_gaps"]
+
+_NUMPY_DTYPES = (torch.float32, torch.float64)
+
+
+def matched_gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a - sort(b)[rank(a)]`` along the last dimension (no gradient; see the module docstring).
+
+    Args:
+        a: (L, N) values.
+        b: (L, N) values, same shape, dtype and device.
+
+    Returns:
+        (L, N) gaps of each ``a`` entry to its matched ``b``.
+    """
+    if a.device.type == "cpu" and a.dtype in _NUMPY_DTYPES:
+        # the operator for a compiled graph; called directly, its dispatch would cost as much
+        # as two of the sorts
+        gaps = _numpy_gaps if torch.compiler.is_compiling() else _numpy_gaps_eager
+        return gaps(a.detach(), b.detach())
+    return _torch_gaps(a.detach(), b.detach())
+
+
+def _torch_gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(a, dim=-1)  # (L, N)
+    matched = torch.empty_like(a).scatter_(-1, order, torch.sort(b, dim=-1).values)  # (L, N)
+    return a - matched
+
+
+def _numpy_gaps_eager(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a_np = a.contiguous().numpy()  # (L, N)
+    rows, width = a_np.shape
+    order = np.argsort(a_np, axis=-1)  # (L, N)
+    flat = (order + np.arange(rows)[:, None] * width).ravel()  # (L N,) row-major positions
+    matched = np.empty(rows * width, dtype=a_np.dtype)
+    matched[flat] = np.sort(b.contiguous().numpy(), axis=-1).ravel()
+    return torch.from_numpy(a_np - matched.reshape(rows, width))
+
+
+_numpy_gaps = torch.library.custom_op(
+    "distmatch::matched_gaps", _numpy_gaps_eager, mutates_args=(), device_types="cpu"
+)
+
+
+@_numpy_gaps.register_fake
+def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(a)
