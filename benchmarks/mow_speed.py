@@ -12,9 +12,17 @@ The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` 
 process; each block's time is divided by the plain block beside it, and the median ratio is reported
 (machines here are noisy, so only ratios measured side by side are compared).
 
+``--device cuda`` runs on a GPU (each block ends with a synchronisation). ``--graph`` captures the
+whole step (batch selection, encode, join, distance, backward, SGD step, push, prior draws) in one
+CUDA graph and replays it: the batch rows and the window's write position live on the device, the
+draws come from the device's default generator, the window is full (the steady state; the join of
+a permutation-invariant distance does not depend on where the window writes). On the CPU the same
+static step runs uncaptured, which checks it without a GPU.
+
     python benchmarks/mow_speed.py --rounds 15 --block 300
     python benchmarks/mow_speed.py --rounds 15 --block 300 --compile
     python benchmarks/mow_speed.py --arch celeba_conv --rounds 5 --block 40
+    python benchmarks/mow_speed.py --device cuda --graph --rounds 15 --block 1000
 """
 
 from __future__ import annotations
@@ -45,11 +53,15 @@ def make_step(
     k: int,
     generator: torch.Generator,
     arch: str = "mnist_mlp",
-    compile: bool = False,
+    compile: bool | str = False,
+    device: str = "cpu",
+    graph: bool = False,
 ):
+    """One training step of ``mode`` as a function of no arguments. ``compile``: False, True
+    (``torch.compile``'s default mode) or a mode name such as ``"reduce-overhead"``."""
     torch.manual_seed(0)
     shape = ARCHITECTURES[arch].sample_shape or (3, 256, 256)
-    model = build_autoencoder(arch, sample_shape=shape)
+    model = build_autoencoder(arch, sample_shape=shape).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0025)
     model_name = mode.removesuffix("_sketch")
     objective = None
@@ -58,23 +70,28 @@ def make_step(
     if mode == "plain":
         window = None
     elif mode.endswith("_sketch"):  # skwae with the moving sketch instead of the window
-        window = MovingSketch(n=n, k=k, dim=model.latent_dim)
+        window = MovingSketch(n=n, k=k, dim=model.latent_dim, device=device)
     else:
-        window = MovingWindow(n=n, k=k, dim=model.latent_dim)
-    data = torch.rand(max(2 * k, 16), *shape, generator=generator)
-    position = [0]
+        window = MovingWindow(n=n, k=k, dim=model.latent_dim, device=device)
+    data = torch.rand(max(2 * k, 16), *shape, generator=generator).to(device)
     forward = plain_forward if window is None else _forward
     if compile:
         # A code object of its own per mode, so that the modes do not share one compile cache
         # (whose guards a training run, with a single mode, would not pay for).
         code = forward.__code__.replace(co_name=f"{forward.__name__}_{mode}")
-        forward = _compiled(types.FunctionType(code, forward.__globals__))
+        forward = types.FunctionType(code, forward.__globals__)
+        forward = _compiled(forward) if compile is True else torch.compile(forward, mode=compile)
+    if graph:
+        return _static_step(model, objective, window, optimizer, data, k, forward)
+    position = [0]
 
     def step() -> None:
         i = position[0] % (len(data) - k)
         position[0] += k
         x = data[i : i + k]
-        draws = None if window is None else objective.draws(window.joined_shape(k), generator)
+        draws = None
+        if window is not None:
+            draws = objective.draws(window.joined_shape(k), generator, device=device)
         z, parts = forward(model, objective, window, x, draws, (k,), True)
         loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -84,6 +101,61 @@ def make_step(
             window.push(z)
 
     return step
+
+
+def _static_step(model, objective, window, optimizer, data, k, forward):
+    """The whole step with no host synchronisation and fixed shapes and addresses, captured in a
+    CUDA graph on a GPU (``replay`` is then the step), run as it is on the CPU."""
+    device = data.device
+    position = torch.zeros((), dtype=torch.long, device=device)  # first data row of the batch
+    offsets = torch.arange(k, device=device)  # (k,)
+    if isinstance(window, MovingWindow):
+        window.reset()  # full: the join no longer depends on how many codes are stored
+        if window.position[1] != window.capacity:
+            raise ValueError(f"--graph needs a window that starts full; got {window.position}.")
+        slot = torch.zeros((), dtype=torch.long, device=device)  # the window's next write
+
+    def body() -> None:
+        x = data.index_select(0, (position + offsets) % len(data))  # (k, ...)
+        draws = None
+        if window is not None:  # from the device's default generator: capturable
+            draws = objective.draws(window.joined_shape(k), None, device=device)
+        z, parts = forward(model, objective, window, x, draws, (k,), True)
+        parts["loss"].backward()
+        optimizer.step()
+        if isinstance(window, MovingWindow):
+            rows = (slot + offsets) % window.capacity  # (k,)
+            window.codes.index_copy_(0, rows, z.detach())
+            slot.copy_((slot + k) % window.capacity)
+        elif window is not None:
+            window.push(z)
+        position.copy_((position + k) % len(data))
+
+    if device.type != "cuda":
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            body()
+
+        return step
+    side = torch.cuda.Stream()  # warm-up off the capture stream, as torch.cuda.graphs asks
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    captured = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
+    with torch.cuda.graph(captured):
+        body()
+    return captured.replay
+
+
+def _graph_note(graph: bool, device: torch.device) -> str:
+    if not graph:
+        return ""
+    return ", whole step in a CUDA graph" if device.type == "cuda" else ", static step (uncaptured)"
 
 
 def main() -> None:
@@ -98,27 +170,49 @@ def main() -> None:
     parser.add_argument("--arch", default="mnist_mlp", help="architecture (ffhq_conv at 256x256)")
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="torch.compile every step's forward (train --compile)",
+        nargs="?",
+        const=True,
+        default=False,
+        help="torch.compile every step's forward (train --compile); optionally a mode, e.g. "
+        "--compile reduce-overhead (CUDA graphs of the forward and backward)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--graph",
+        action="store_true",
+        help="the whole step in one CUDA graph (on the CPU: the same static step, uncaptured)",
+    )
+    parser.add_argument("--modes", default="plain,cwae,wae,swae,skwae,skwae_sketch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     gen = torch.Generator().manual_seed(0)
-    modes = ["plain", "cwae", "wae", "swae", "skwae", "skwae_sketch"]
-    steps = {mode: make_step(mode, args.n, args.k, gen, args.arch, args.compile) for mode in modes}
+    modes = args.modes.split(",")
+    if args.graph and args.compile not in (False, True):
+        parser.error("--graph captures the step itself; use --compile without a mode with it.")
+    if modes[0] != "plain":
+        parser.error(f"--modes must start with plain (the ratios' base); got {args.modes}.")
+    steps = {
+        mode: make_step(mode, args.n, args.k, gen, args.arch, args.compile, device, args.graph)
+        for mode in modes
+    }
     for step in steps.values():  # warm up
         for _ in range(min(50, args.block)):
             step()
+    sync()
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
         for mode in modes:
             start = time.perf_counter()
             for _ in range(args.block):
                 steps[mode]()
+            sync()
             times[mode].append((time.perf_counter() - start) / args.block)
+    how = {False: "eager", True: "compiled"}.get(args.compile, f"compiled ({args.compile})")
     print(
-        f"{args.arch}, k = {args.k}, n = {args.n}, {args.threads} thread(s), "
-        f"{'compiled' if args.compile else 'eager'}, "
+        f"{args.arch}, k = {args.k}, n = {args.n}, {device}, {args.threads} thread(s), {how}"
+        f"{_graph_note(args.graph, device)}, "
         f"{args.rounds} rounds of {args.block} steps; median over rounds"
     )
     print("| mode | ms / step | ratio to plain (median of per-round ratios) |")

@@ -36,8 +36,21 @@ def _broadcast(d2: torch.Tensor, scales: tuple[float, ...]) -> bool:
 
 
 def _scale_column(d2: torch.Tensor, values: list[float]) -> torch.Tensor:
-    """``values`` as an (S, 1, 1) tensor of ``d2``'s dtype and device."""
-    return torch.tensor(values, dtype=d2.dtype, device=d2.device).view(-1, 1, 1)
+    """``values`` as an (S, 1, 1) tensor of ``d2``'s dtype and device.
+
+    Kept once per (values, dtype, device): a host-to-device copy per call would cost a few µs
+    per step and cannot be captured in a CUDA graph. A compiled graph holds it as a constant.
+    """
+    if torch.compiler.is_compiling():
+        return torch.tensor(values, dtype=d2.dtype, device=d2.device).view(-1, 1, 1)
+    key = (tuple(values), d2.dtype, d2.device)
+    column = _COLUMNS.get(key)
+    if column is None:
+        column = _COLUMNS[key] = torch.tensor(values, dtype=d2.dtype, device=d2.device)
+    return column.view(-1, 1, 1)
+
+
+_COLUMNS: dict[tuple, torch.Tensor] = {}  # read-only tensors: nothing writes into them
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

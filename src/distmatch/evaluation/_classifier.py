@@ -154,10 +154,11 @@ def _summary(model: ImageClassifier, images: torch.Tensor, *, predictions: bool 
     """Mean (F,), covariance (F, F) of the features, and the (K,) fractions of predicted labels;
     with ``predictions``, also the (N,) predicted labels."""
     feats, labels = [], []
+    device = next(model.parameters()).device  # the images go where the classifier is
     for batch in images.split(1000):
-        f = model.features(batch.float())  # (b, 64)
-        feats.append(f.double())
-        labels.append(model.head(f).argmax(1))
+        f = model.features(batch.to(device).float())  # (b, 64)
+        feats.append(f.double().cpu())
+        labels.append(model.head(f).argmax(1).cpu())
     f = torch.cat(feats).numpy()  # (N, 64)
     predicted = torch.cat(labels)  # (N,)
     counts = torch.bincount(predicted, minlength=model.num_classes).double()

@@ -44,5 +44,5 @@ def evaluate_generator(samples, heldout, unscale, toy, generator) -> dict[str, f
         ),
     }
     if toy is not None:
-        metrics["log_likelihood"] = float(toy_log_density(toy, unscale(samples)).mean())
+        metrics["log_likelihood"] = float(toy_log_density(toy, unscale(samples.cpu())).mean())
     return metrics

@@ -10,6 +10,7 @@ figures that depend on the sketch alone drawn once, and the test split's summary
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -45,10 +46,16 @@ class HeldOut:
         points: held-out points for vector metrics.
         seed: of fresh toy draws.
         what: the objective, named in errors ("sketch", "mmd").
+        device: where the metrics are computed (the run's device: on a GPU a CPU evaluation
+            would take most of a short run's time).
     """
 
-    def __init__(self, source, data_dir, sample_shape, center, scale, points: int, seed: int, what):
+    def __init__(
+        self, source, data_dir, sample_shape, center, scale, points: int, seed: int, what,
+        device: torch.device | str = "cpu",
+    ):  # fmt: skip
         self.sample_shape, self.center, self.scale = tuple(sample_shape), center, scale
+        self.device = torch.device(device)
         self.images = len(self.sample_shape) == 3
         self.toy, self.points, self.classifier, self.reference = None, None, None, None
         if source is None:
@@ -64,6 +71,7 @@ class HeldOut:
                 f"'{source}' of dimension {heldout.shape[1]}."
             )
         self.points = ((heldout - center) / scale).float()  # (Q, D) sketch coordinates
+        self.points_on_device = self.points.to(self.device).double()  # (Q, D)
 
     def _image_reference(self, source: str, data_dir: str | None) -> None:
         test = load_split(source, "test", data_dir=data_dir)
@@ -77,6 +85,8 @@ class HeldOut:
             log.warning("%s has no labels: no classifier metric for its samples", source)
             return
         self.classifier = load_classifier(train, progress=False)
+        if self.device.type != "cpu":  # a copy: the cached classifier stays on the CPU
+            self.classifier = copy.deepcopy(self.classifier).to(self.device)
         n = min(len(test), REFERENCE_IMAGES)
         self.reference = reference_summary(self.classifier, test.get_batch(torch.arange(n)))
 
@@ -95,7 +105,8 @@ class HeldOut:
             return classifier_metrics(self.classifier, samples.float(), self.reference, labels)
         if self.points is None:
             return {}
-        return evaluate_generator(samples.double(), self.points, self.unscale, self.toy, gen)
+        samples = samples.to(self.device).double()  # (P, D)
+        return evaluate_generator(samples, self.points_on_device, self.unscale, self.toy, gen)
 
     def figures(self, samples, folder: Path, sketch, metrics_rows, loss_label: str) -> None:
         """Sample grid (images) or histograms beside held-out data (vectors), the sketch's

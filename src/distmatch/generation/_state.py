@@ -107,7 +107,7 @@ class GeneratorRun(RunEngine):
         distributed.check_divisible(config.batch_size, "batch_size")
         s.heldout = HeldOut(
             source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1,
-            config.objective,
+            config.objective, s.device,
         )  # fmt: skip
         s.toy = toy or s.heldout.toy
         s._check_memory(dim)
