@@ -53,7 +53,7 @@ step speed-compiled-graph 150 speed.txt $speed --graph --compile --modes plain,c
 
 # 3. Sketching throughput against the bare product, eager and compiled.
 step sketch 90 sketch.txt "$py" benchmarks/sketch_throughput.py --device "$device" --n "$sketch_n" \
-    --repeats 3 --pycle-n 500
+    --repeats 3 --pycle-n 500 --other-batches 2000,500
 
 # 4. Training commands: steps/s of train at k = 1 on MNIST, and fit-sketch's evaluation share.
 if [ -d "$DATA/mnist" ]; then

@@ -5,6 +5,8 @@ Measured in one process, the methods interleaved in each of ``--repeats`` rounds
 
 - ``sketch``: :func:`distmatch.sketch.sketch_dataset` (batch_size 10,000, eager);
 - ``sketch+compile``: the same with ``compile=True`` (compilation is done before timing);
+- ``sketch+compile b=B``: the same in chunks of ``B`` rows (``--other-batches``): on a GPU, chunks
+  whose (B, m) phases fit in its L2 cache are read back from there;
 - ``x@Omega``: the bare product ``x Omega`` over the same 10,000-row chunks (a fresh output each);
 - ``mm(out=)``: the same product written into one preallocated output (pure arithmetic cost);
 - ``pycle``: ``computeSketch`` with ``SimpleFeatureMap("ComplexExponential", Omega)`` on the first
@@ -56,9 +58,9 @@ def sketch_methods(x: torch.Tensor, features: FourierFeatures, device: torch.dev
             chunk = x[i : i + BATCH].to(device)
             torch.mm(chunk, omega, out=out[: len(chunk)])
 
-    def ours(compile: bool = False) -> Callable[[], object]:
+    def ours(compile: bool = False, batch: int = BATCH) -> Callable[[], object]:
         return lambda: sketch_dataset(
-            x, features, batch_size=BATCH, device=device, progress=False, compile=compile
+            x, features, batch_size=batch, device=device, progress=False, compile=compile
         )
 
     methods = {"sketch": ours(), "x@Omega": bare, "mm(out=)": bare_out}
@@ -77,6 +79,8 @@ def sketch_methods(x: torch.Tensor, features: FourierFeatures, device: torch.dev
                 f"max |mean difference| to eager {gap:.1e}"
             )
             methods["sketch+compile"] = ours(True)
+    for batch in args.other_batches:  # smaller chunks: their phases may stay in the cache
+        methods[f"sketch+compile b={batch}"] = ours(not args.no_compile, batch)
     return methods
 
 
@@ -119,7 +123,7 @@ def bench_shape(n: int, d: int, device: torch.device, args) -> None:
         note = f"  (scaled from {count} samples)" if count != n else ""
         print(f"  {name:<20} {per_n:8.3f} s   {n / per_n:12,.0f} samples/s{note}")
     base = median["x@Omega"]
-    for name in ("sketch", "sketch+compile"):
+    for name in [m for m in median if m.startswith("sketch")]:
         if name in median:
             print(
                 f"  ratio {name} / x@Omega = {median[name] / base:.3f}"
@@ -175,7 +179,13 @@ def main() -> None:
     parser.add_argument("--pycle-n", type=int, default=2_000, help="samples given to pycle")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.add_argument("--no-compile", action="store_true", help="skip compile=True")
+    parser.add_argument(
+        "--other-batches",
+        default="",
+        help="comma-separated chunk sizes to time beside 10,000 (compiled unless --no-compile)",
+    )
     args = parser.parse_args()
+    args.other_batches = [int(b) for b in args.other_batches.split(",") if b]
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
