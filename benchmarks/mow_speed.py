@@ -37,7 +37,7 @@ import torch
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective
 from distmatch.training._loop import _compiled, _forward
-from distmatch.window import MovingSketch, MovingWindow
+from distmatch.window import FeatureWindow, MovingSketch, MovingWindow
 
 
 def plain_forward(model, objective, window, x, draws, sizes, unbiased):
@@ -71,6 +71,8 @@ def make_step(
         window = None
     elif mode.endswith("_sketch"):  # skwae with the moving sketch instead of the window
         window = MovingSketch(n=n, k=k, dim=model.latent_dim, device=device)
+    elif mode == "skwae":  # its window joins the codes' features (as training does)
+        window = FeatureWindow(n=n, k=k, dim=model.latent_dim, device=device)
     else:
         window = MovingWindow(n=n, k=k, dim=model.latent_dim, device=device)
     data = torch.rand(max(2 * k, 16), *shape, generator=generator).to(device)
@@ -125,6 +127,10 @@ def _static_step(model, objective, window, optimizer, data, k, forward):
         optimizer.step()
         if isinstance(window, MovingWindow):
             rows = (slot + offsets) % window.capacity  # (k,)
+            if isinstance(window, FeatureWindow):  # its feature sum follows the codes
+                leaving = window.codes.index_select(0, rows)  # (k, D)
+                change = window._sum_of_features(z.detach()) - window._sum_of_features(leaving)
+                window.feature_sum.add_(change)
             window.codes.index_copy_(0, rows, z.detach())
             slot.copy_((slot + k) % window.capacity)
         elif window is not None:

@@ -235,3 +235,48 @@ def test_unbiased_weight_counts_the_fresh_and_the_stored_codes():
     assert window.unbiased_weight(3) == 8 / 3  # full: n / k
     assert window.unbiased_weight(1) == 6.0  # a short last batch of one code: (1 + 5) / 1
     assert MovingWindow(n=4, k=4, dim=2).unbiased_weight(4) == 1.0  # classical: unweighted
+
+
+@pytest.mark.parametrize(("n", "k", "init"), [(8, 1, "prior"), (8, 3, "fill"), (5, 4, "zeros")])
+def test_feature_window_joins_the_mean_features_of_the_plain_window(n, k, init):
+    from distmatch.sketch import mean_features
+    from distmatch.window import FeatureWindow
+
+    dim, m = 3, 16
+    features = FeatureWindow(n, k, dim, m=m, init=init, generator=torch.Generator().manual_seed(1))
+    plain = MovingWindow(n, k, dim, init=init, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(2)
+    for step in range(40):  # fills, wraps, pushes fewer than k rows, replaces
+        b = 1 + step % k
+        z = torch.randn(b, dim, generator=gen, dtype=torch.float64, requires_grad=True)
+        expected = mean_features(plain.join(z.double()), features.omega.double())
+        got = features.join(z)
+        assert got.shape == features.joined_shape(b) == (2 * m,)
+        assert torch.allclose(got, expected.to(got.dtype), atol=1e-6)
+        (g_got,) = torch.autograd.grad(got.sum(), z)
+        (g_expected,) = torch.autograd.grad(expected.sum(), z)
+        assert torch.allclose(g_got, g_expected, atol=1e-6)
+        assert features.unbiased_weight(b) == plain.unbiased_weight(b)
+        features.push(z)
+        plain.push(z)
+        if step == 25:
+            rows = torch.arange(min(2, plain.capacity))
+            codes = torch.randn(len(rows), dim, generator=gen)
+            features.replace(rows, codes)
+            plain.replace(rows, codes)
+
+
+def test_feature_window_sum_follows_its_codes_through_many_pushes_and_a_reload():
+    from distmatch.window import FeatureWindow
+
+    window = FeatureWindow(64, 1, 4, m=32, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(1000):
+        window.push(torch.randn(1, 4, generator=gen))
+    exact = window._sum_of_features(window.codes)
+    assert torch.allclose(window.feature_sum, exact, rtol=1e-5, atol=1e-5)  # float32 features
+    other = FeatureWindow(64, 1, 4, m=32, init="zeros")
+    other.load_state_dict(window.state_dict())  # codes and counters only: the sum is derived
+    assert set(window.state_dict()) == {"codes", "pointer", "filled"}
+    assert torch.allclose(other.feature_sum, exact, atol=1e-9)
+    assert other.position == window.position

@@ -187,7 +187,7 @@ def _reencode_window(model, window: MovingWindow, inputs: torch.Tensor, data, de
     chunk = chunk_size(tuple(data.sample_shape))
     for rows in known.split(chunk):
         codes = model.encode(data.get_batch(inputs[rows]).to(device))  # (chunk, D)
-        window.codes[rows.to(window.codes.device)] = codes.to(window.codes.dtype)
+        window.replace(rows, codes)
 
 
 AUTO_COMPILE_STEPS = 50_000  # fewer steps do not win back the seconds that compilation takes

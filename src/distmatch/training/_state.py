@@ -29,7 +29,7 @@ from ..models import Autoencoder, build_autoencoder, warn_if_batchnorm
 from ..objectives import DISTANCE_LABELS, AutoencoderObjective
 from ..report import save_autoencoder_figures, save_training_curves
 from ..runs import RunDir, RunEngine
-from ..window import MovingSketch, MovingWindow
+from ..window import FeatureWindow, MovingSketch, MovingWindow
 from ._config import (
     DEFAULT_ARCH,
     RESUMABLE_FIELDS,
@@ -114,6 +114,12 @@ class RunState(RunEngine):
                 reset_each_epoch=c.reset_each_epoch,
                 device=self.device,
             )
+        if c.model == "skwae":  # the same window, joined as a sketch (see FeatureWindow)
+            return FeatureWindow(
+                c.n, c.k, dim, m=c.sketch_frequencies, bandwidth=c.sketch_bandwidth,
+                init=c.window_init, reset_each_epoch=c.reset_each_epoch, refresh=c.refresh,
+                generator=self.rng, device=self.device,
+            )  # fmt: skip
         return MovingWindow(
             c.n,
             c.k,

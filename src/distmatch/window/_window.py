@@ -1,34 +1,11 @@
-"""The memory of MoW training: a FIFO window of detached latent codes, or their moving sketch.
-
-At every step the distance term of the autoencoder's cost sees ``n`` codes: the ``k`` fresh codes of
-the current batch, which carry gradient, joined to the ``n - k`` codes of earlier steps kept here,
-which do not. After the optimizer step the fresh codes replace the oldest ones. So only ``k`` inputs
-(down to one) are in memory, while the distance is estimated from ``n`` points.
-
-**Moving sketch.** Instead of a window of ``n - k`` codes, keep an exponential moving average ``s``
-of the mean features of past fresh codes (detached). The joined sketch of a step with ``B`` fresh
-codes weighs them as a window of ``n`` would::
-
-    joined = (B / n) mean_i Phi(z_i) + (1 - B / n) s,      s <- (1 - beta) s + beta mean_i Phi(z_i)
-
-with ``beta = min(1, 2B / n)``. For independent codes of one law this EMA has the expectation of the
-windowed mean (the law's sketch) and, at ``beta = 2k / n``, its variance: ``sigma^2 / k * beta /
-(2 - beta) = sigma^2 / (n - k)``, the variance of a window of ``n - k`` codes. Memory is O(m),
-whatever ``n``; ``s`` starts at (and is reset to) the prior's exact sketch.
-
-Reference: Spurek, Knop, Tabor, Podolak, Wójcik, "One-element Batch Training by Moving Window",
-arXiv:1905.12947, Sec. 3 and Algorithm 1; reference code gmum/MoW.
-"""
+"""The FIFO window of detached latent codes (part of :mod:`distmatch.window`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._core import check_choice, check_positive_int
-from .sketch import SKETCH_FREQUENCIES, default_bandwidth, mean_features, prior_sketch
-
-__all__ = ["INITS", "REFRESHES", "MovingSketch", "MovingWindow", "check_window_sizes"]
+from .._core import check_choice, check_positive_int
 
 INITS = ("prior", "zeros", "fill")
 REFRESHES = ("none", "reencode")
@@ -234,6 +211,16 @@ class MovingWindow(nn.Module):
             self.codes.narrow(0, 0, b - head).copy_(z.narrow(0, head, b - head))
         self._pointer, self._filled = (start + b) % cap, min(self._filled + b, cap)
 
+    @torch.no_grad()
+    def replace(self, rows: torch.Tensor, codes: torch.Tensor) -> None:
+        """Overwrites the stored codes at ``rows`` (e.g. the same inputs encoded again).
+
+        Args:
+            rows: (R,) indices into the buffer, below :attr:`position`'s fill count.
+            codes: (R, D) codes.
+        """
+        self.codes[rows.to(self.codes.device)] = codes.to(self.codes.dtype)
+
     def _check_codes(self, z: torch.Tensor) -> None:
         if not isinstance(z, torch.Tensor) or z.dim() != 2:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
@@ -242,96 +229,5 @@ class MovingWindow(nn.Module):
             raise ValueError(
                 f"codes must have dim={self.dim} features; got {z.shape[1]} (shape {tuple(z.shape)})."
             )
-        if not 1 <= z.shape[0] <= self.k:
-            raise ValueError(f"codes must have between 1 and k={self.k} rows; got {z.shape[0]}.")
-
-
-class MovingSketch(nn.Module):
-    """The moving sketch: an EMA of past codes' features standing for a window of ``n - k`` codes.
-
-    Same interface as :class:`MovingWindow`, but ``join`` returns the joined
-    *sketch* (2m,) instead of the joined codes, and the state is O(m) whatever ``n``.
-
-    Args:
-        n: codes the distance stands for, >= 2.
-        k: fresh codes per step, 1 <= k <= n.
-        dim: latent dimension D.
-        m: number of frequencies.
-        bandwidth: kernel bandwidth (default ``sqrt(D)``).
-        reset_each_epoch: whether training calls :meth:`reset` at the start of every epoch.
-        device: device of the frequencies and the sketch.
-        dtype: dtype of the frequencies and the sketch.
-    """
-
-    sketch: torch.Tensor
-
-    def __init__(
-        self,
-        n: int = 64,
-        k: int = 1,
-        dim: int = 20,
-        *,
-        m: int = SKETCH_FREQUENCIES,
-        bandwidth: float | None = None,
-        reset_each_epoch: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__()
-        check_window_sizes(n, k)
-        check_positive_int(dim, "dim")
-        self.n, self.k, self.dim, self.m = n, k, dim, m
-        self.bandwidth = default_bandwidth(dim) if bandwidth is None else float(bandwidth)
-        self.reset_each_epoch = bool(reset_each_epoch)
-        self.refresh = "none"
-        omega, prior = prior_sketch(dim, m, self.bandwidth, device=device or "cpu", dtype=dtype)
-        self.register_buffer("omega", omega, persistent=False)
-        self.register_buffer("prior", prior, persistent=False)
-        self.register_buffer("sketch", prior.clone())
-
-    def extra_repr(self) -> str:
-        return f"n={self.n}, k={self.k}, dim={self.dim}, m={self.m}, bandwidth={self.bandwidth:.4g}"
-
-    def decay(self, b: int) -> float:
-        """``beta = min(1, 2B / n)`` for a batch of ``B`` codes."""
-        return min(1.0, 2.0 * b / self.n)
-
-    @torch.no_grad()
-    def reset(self, generator: torch.Generator | None = None) -> None:
-        """Sets the moving sketch to the prior's exact sketch (``generator`` is unused)."""
-        del generator
-        self.sketch.copy_(self.prior)
-
-    def joined_shape(self, b: int) -> tuple[int]:
-        """``(2m,)``: the shape of :meth:`join`, a sketch whatever ``b``."""
-        return (2 * self.m,)
-
-    def unbiased_weight(self, b: int) -> float:
-        """``n / b``: the joined sketch weighs each fresh code ``1/n``, as a window of ``n`` does.
-
-        So ``n / b`` makes the distance gradient unbiased as :meth:`MovingWindow.unbiased_weight`
-        does; the identity is exact when the moving sketch equals the mean features of the other
-        ``n - b`` codes (then the joined sketch is the mean features of all ``n``).
-        """
-        return self.n / b
-
-    def join(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B/n) mean Phi(z) + (1 - B/n) s``: (2m,), with gradient through ``z`` only."""
-        self._check(z)
-        weight = z.shape[0] / self.n
-        fresh = mean_features(z, self.omega.to(z.dtype))
-        return fresh * weight + self.sketch.to(z.dtype) * (1.0 - weight)
-
-    @torch.no_grad()
-    def push(self, z: torch.Tensor) -> None:
-        """``s <- (1 - beta) s + beta mean Phi(z)`` with the detached codes."""
-        self._check(z)
-        fresh = mean_features(z.detach().to(self.omega.dtype), self.omega)
-        self.sketch.lerp_(fresh, self.decay(z.shape[0]))
-
-    def _check(self, z: torch.Tensor) -> None:
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.dim:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"codes must be a (B, {self.dim}) tensor; got {got}.")
         if not 1 <= z.shape[0] <= self.k:
             raise ValueError(f"codes must have between 1 and k={self.k} rows; got {z.shape[0]}.")

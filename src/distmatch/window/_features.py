@@ -1,0 +1,152 @@
+"""A window of codes that keeps the sum of their features: skwae's window (part of
+:mod:`distmatch.window`)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._core import check_positive_int
+from ..sketch import SKETCH_FREQUENCIES, default_bandwidth, mean_features, prior_sketch
+from ._window import MovingWindow
+
+
+class FeatureWindow(MovingWindow):
+    """:class:`MovingWindow` for skwae: ``join`` returns the joined codes' mean features.
+
+    skwae's distance sees the codes only through their mean random Fourier features, so the
+    window's part of the joined sketch changes only where the window does. It is kept as a sum
+    ``S = sum_{w in window} Phi(w)`` (float64), updated on every push, and::
+
+        join(z) = (sum_{i<B} Phi(z_i) + S) / (B + filled)      (2m,)
+
+    the mean features of :meth:`MovingWindow.join` ``(z)`` (equal up to round-off), at the cost of
+    the ``B`` fresh codes' features instead of ``B + filled``. ``S`` is computed again from the
+    stored codes on :meth:`reset`, :meth:`replace`, loading a state dict and once every
+    ``n - k`` pushes, so round-off cannot build up. The state dict is the window's: ``S`` and the
+    frequencies are derived from it.
+
+    Args:
+        n, k, dim, init, reset_each_epoch, refresh, generator, dtype, device: as
+            :class:`MovingWindow`.
+        m: skwae's number of frequencies.
+        bandwidth: skwae's kernel bandwidth (default ``sqrt(D)``).
+
+    Example:
+        >>> window = FeatureWindow(n=4, k=1, dim=2, m=8)
+        >>> window.join(torch.zeros(1, 2, requires_grad=True)).shape
+        torch.Size([16])
+    """
+
+    omega: torch.Tensor
+    feature_sum: torch.Tensor
+
+    def __init__(
+        self,
+        n: int = 64,
+        k: int = 1,
+        dim: int = 20,
+        *,
+        m: int = SKETCH_FREQUENCIES,
+        bandwidth: float | None = None,
+        init: str = "prior",
+        reset_each_epoch: bool = True,
+        refresh: str = "none",
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        check_positive_int(m, "m")
+        self.m = m
+        self.bandwidth = default_bandwidth(dim) if bandwidth is None else float(bandwidth)
+        # MovingWindow's own reset() runs before the buffers below exist (_recount waits)
+        super().__init__(
+            n,
+            k,
+            dim,
+            init=init,
+            reset_each_epoch=reset_each_epoch,
+            refresh=refresh,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+        )
+        omega, _ = prior_sketch(dim, m, self.bandwidth, device=self.codes.device)
+        self.register_buffer("omega", omega.clone(), persistent=False)  # (D, m) skwae's
+        self.register_buffer(
+            "feature_sum", torch.zeros(2 * m, dtype=torch.float64, device=omega.device), False
+        )
+        self._pushes = 0
+        self._sign_cache: torch.Tensor | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: module._recount())
+        self._recount()
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, m={self.m}, bandwidth={self.bandwidth:.4g}"
+
+    def joined_shape(self, b: int) -> tuple[int]:
+        """``(2m,)``: the shape of :meth:`join`, a sketch whatever ``b``."""
+        return (2 * self.m,)
+
+    def join(self, z: torch.Tensor) -> torch.Tensor:
+        """``(sum_i Phi(z_i) + S) / (B + filled)``: (2m,), with gradient through ``z`` only."""
+        self._check_codes(z)
+        b = z.shape[0]
+        fresh = mean_features(z, self.omega.to(z.dtype))  # (2m,)
+        stored = self.feature_sum.to(z.dtype)  # (2m,)
+        return (fresh * b + stored) / (b + self._filled)
+
+    @torch.no_grad()
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        super().reset(generator)
+        self._recount()
+
+    @torch.no_grad()
+    def replace(self, rows: torch.Tensor, codes: torch.Tensor) -> None:
+        super().replace(rows, codes)
+        self._recount()
+
+    @torch.no_grad()
+    def push(self, z: torch.Tensor) -> None:
+        """Stores ``z.detach()`` as :meth:`MovingWindow.push` does and moves ``S`` with it: the
+        features of the codes that leave out, those of the codes that come in."""
+        self._check_codes(z)
+        cap, b = self.capacity, z.shape[0]
+        if cap == 0:
+            return
+        if self._filled < cap or b >= cap:  # filling, or all rows replaced: count afresh
+            super().push(z)
+            self._recount()
+            return
+        start = self._pointer
+        head = min(b, cap - start)  # the oldest rows, wrapping as push does
+        moving = [z.detach().to(self.codes.dtype), self.codes.narrow(0, start, head)]
+        if head < b:
+            moving.append(self.codes.narrow(0, 0, b - head))
+        phases = torch.cat(moving) @ self.omega.to(self.codes.dtype)  # (2b, m): in, then out
+        signs = self._signs(b)  # (2b,): +1 for the codes that come in, -1 for those that leave
+        change = torch.cat([signs @ phases.cos(), signs @ phases.sin()])  # (2m,)
+        super().push(z)
+        self.feature_sum.add_(change, alpha=self.m**-0.5)
+        self._pushes += 1
+        if self._pushes % cap == 0:
+            self._recount()
+
+    def _signs(self, b: int) -> torch.Tensor:
+        if self._sign_cache is None or len(self._sign_cache) != 2 * b:
+            signs = torch.ones(2 * b, dtype=self.codes.dtype, device=self.codes.device)
+            self._sign_cache = signs.index_fill_(0, torch.arange(b, 2 * b, device=signs.device), -1)
+        return self._sign_cache
+
+    def _sum_of_features(self, codes: torch.Tensor) -> torch.Tensor:
+        """``sum_i Phi(codes_i)`` in float64: (2m,)."""
+        omega = self.omega.to(codes.dtype)
+        return mean_features(codes, omega).double() * codes.shape[0]
+
+    def _recount(self) -> None:
+        if not hasattr(self, "feature_sum"):  # called by MovingWindow.__init__'s reset
+            return
+        stored = self.codes[: self._filled]  # (filled, D); order does not matter to a sum
+        if len(stored):
+            self.feature_sum.copy_(self._sum_of_features(stored))
+        else:
+            self.feature_sum.zero_()
