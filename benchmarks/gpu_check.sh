@@ -11,7 +11,8 @@
 #   suite.xml    the whole suite with the GPU visible
 #   speed.txt    k = 1 step time against a plain step: eager, whole-step CUDA graph, compiled + graph
 #   sketch.txt   sketching throughput against the bare product (d = 784 and 2)
-#   train.txt    distmatch train on MNIST at k = 1 (steps/s) and fit-sketch on the spiral (eval share)
+#   train.txt    distmatch train on MNIST at k = 1, eager and --cuda-graph (steps/s), and fit-sketch
+#                on the spiral (its evaluation's share of the run)
 #   log.txt      what ran, for how long, and each exit status
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,10 @@ if [ -d "$DATA/mnist" ]; then
     step train-mnist 90 train.txt "$py" -m distmatch train --dataset mnist --data-dir "$DATA/mnist" \
         --k 1 --steps "$train_steps" --device "$device" --out "$OUT/runs/train" --no-progress
     grep -h steps_per_second "$OUT/runs/train/summary.json" >>"$OUT/train.txt" 2>/dev/null
+    step train-mnist-graph 90 train.txt "$py" -m distmatch train --dataset mnist \
+        --data-dir "$DATA/mnist" --k 1 --steps "$train_steps" --device "$device" --cuda-graph \
+        --out "$OUT/runs/graph" --no-progress
+    grep -h steps_per_second "$OUT/runs/graph/summary.json" >>"$OUT/train.txt" 2>/dev/null
 else
     echo "train-mnist: skipped (no $DATA/mnist)" | tee -a "$OUT/log.txt"
 fi

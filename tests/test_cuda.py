@@ -7,6 +7,7 @@ parameters after a few optimizer steps. A resumed run on CUDA matches the uninte
 """
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -122,6 +123,31 @@ def test_train_evaluate_sample_and_resume_on_cuda(tmp_path, capsys):
         == 0
     )
     assert np.load(tmp_path / "s.npy").shape == (5, 1, 8, 8)
+
+
+@pytest.mark.parametrize("model", ["cwae", "wae", "swae", "skwae"])
+def test_the_step_replayed_as_a_cuda_graph_follows_the_eager_step(model, tmp_path):
+    from distmatch.runs import RunDir
+    from distmatch.training import TrainConfig, train
+
+    config = dict(
+        model=model, steps=200, log_every=50, eval_points=200, eval_every=100, seed=2,
+        device="cuda", compile=False, optimizer="sgd", lr=0.01, refresh_every=7,
+    )  # fmt: skip
+    train(TrainConfig(**config), tmp_path / "eager", progress=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="capturing the training step")  # not eager
+        train(TrainConfig(cuda_graph=True, **config), tmp_path / "graph", progress=False)
+    states = [
+        torch.load(RunDir(tmp_path / r).checkpoint, weights_only=True) for r in ("eager", "graph")
+    ]
+    for name, tensor in states[0]["model"].items():
+        torch.testing.assert_close(states[1]["model"][name], tensor, rtol=1e-4, atol=1e-6)
+    losses = [
+        [r["loss"] for r in RunDir(tmp_path / r).read_metrics() if r["kind"] == "train"]
+        for r in ("eager", "graph")
+    ]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4, atol=1e-5)
 
 
 def test_sketch_fit_sketch_fit_mmd_and_sample_on_cuda(tmp_path, capsys):

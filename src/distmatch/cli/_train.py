@@ -175,11 +175,22 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         default=argparse.SUPPRESS,
         help="never compile",
     )
+    p.add_argument(
+        "--cuda-graph",
+        dest="cuda_graph",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="replay each full step as one CUDA graph (CUDA, one process; docs/gpu.md)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _given(args: argparse.Namespace) -> dict:
-    names = [field for field, _ in _TRAIN_FLAGS.values()] + ["reset_each_epoch", "compile"]
+    names = [field for field, _ in _TRAIN_FLAGS.values()] + [
+        "reset_each_epoch",
+        "compile",
+        "cuda_graph",
+    ]
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     if "data_dir" in values:
         values["data_dir"] = str(Path(values["data_dir"]).expanduser())

@@ -94,6 +94,8 @@ class TrainConfig:
     # torch.compile the forward pass and cost: True, False, or "auto": on for runs of at least
     # AUTO_COMPILE_STEPS steps where a compiler is present (a C++ compiler on CPU, Triton on CUDA)
     compile: bool | str = "auto"
+    # capture each full step in one CUDA graph and replay it (CUDA, one process; docs/gpu.md)
+    cuda_graph: bool = False
 
     def validate(self) -> TrainConfig:
         """Checks every field; returns ``self``.
@@ -110,6 +112,8 @@ class TrainConfig:
         check_choice(self.window_gradient, "window_gradient", WINDOW_GRADIENTS)
         check_choice(self.lr_rule, "lr_rule", LR_RULES)
         check_choice(self.refresh_from, "refresh_from", REFRESH_SOURCES)
+        if not isinstance(self.cuda_graph, bool):
+            raise TypeError(f"cuda_graph must be True or False; got {self.cuda_graph!r}.")
         if self.compile not in (True, False, "auto"):
             raise ValueError(f"compile must be True, False or 'auto'; got {self.compile!r}.")
         if self.memory == "sketch" and self.model != "skwae":
@@ -144,6 +148,7 @@ RESUMABLE_FIELDS = frozenset(
         "checkpoint_minutes",
         "device",
         "compile",
+        "cuda_graph",
     }
 )
 

@@ -39,6 +39,7 @@ from ..report import chunk_size
 from ..runs import RunDir, stop_on_signals
 from ..window import MovingWindow
 from ._config import TrainConfig
+from ._graph import GraphedStep, graph_ready
 from ._state import RunState
 
 __all__ = ["CompileUnavailable", "train"]
@@ -93,6 +94,7 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
     forward = _compiled(_forward, required=cfg.compile is True) if compile else _forward
     unbiased = cfg.window_gradient == "unbiased"
     refreshing = cfg.refresh_every > 0 and isinstance(s.memory, MovingWindow)
+    graphed = _graphed_step(s, forward, unbiased) if cfg.cuda_graph else None
     with bar, stop_on_signals() as stop:
         while s.step < s.total_steps:
             order = _epoch_order(cfg.seed, s.epoch, len(s.train_set))
@@ -104,17 +106,21 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
                 part, sizes = distributed.split_batch(batch)  # this rank's part, every rank's size
                 x = s.train_set.get_batch(part).to(s.device)
                 draws = s.objective.draws(s.memory.joined_shape(len(batch)), s.rng, device=s.device)
-                z, parts = forward(s.model, s.objective, s.memory, x, draws, sizes, unbiased)
-                s.optimizer.zero_grad(set_to_none=True)
-                parts["loss"].backward()
-                s.sync(stop, timed=True)  # ranks: average the gradients, agree on stop and save
-                s.optimizer.step()
-                if s.memory.refresh == "reencode":
-                    with torch.no_grad():
-                        z = distributed.all_gather_rows(s.model.encode(x), sizes)
-                if refreshing:
+                if refreshing:  # the data rows of the codes that this step pushes
                     _track_inputs(s.memory, s.window_inputs, batch)
-                s.memory.push(z)
+                parts = None
+                if graphed is not None and graphed.ready(len(batch)):
+                    parts = graphed(x, draws)  # the same step, replayed (None: capture failed)
+                if parts is None:
+                    z, parts = forward(s.model, s.objective, s.memory, x, draws, sizes, unbiased)
+                    s.optimizer.zero_grad(set_to_none=True)
+                    parts["loss"].backward()
+                    s.sync(stop, timed=True)  # ranks: average the gradients, agree on stop, save
+                    s.optimizer.step()
+                    if s.memory.refresh == "reencode":
+                        with torch.no_grad():
+                            z = distributed.all_gather_rows(s.model.encode(x), sizes)
+                    s.memory.push(z)
                 if refreshing and s.step % cfg.refresh_every == cfg.refresh_every - 1:
                     if cfg.refresh_from == "random":
                         _draw_inputs(s.window_inputs, len(s.train_set), cfg.seed, s.step)
@@ -134,6 +140,15 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
                     s.evaluate()
             s.save()
     return s.finish()
+
+
+def _graphed_step(s: RunState, forward, unbiased: bool) -> GraphedStep | None:
+    """The graphed step of run ``s``, or None with a warning saying why it cannot have one."""
+    why = graph_ready(s)
+    if why is not None:
+        warnings.warn(f"cuda_graph: {why}; training without CUDA graphs.", stacklevel=3)
+        return None
+    return GraphedStep(s, forward, unbiased)
 
 
 def _forward(

@@ -78,6 +78,8 @@ class RunState(RunEngine):
         if model is not None:
             warn_if_batchnorm(model, config.k // s.world.size)
         params, settings = s.model.parameters(), optimizer_settings(config)
+        if config.cuda_graph and config.optimizer == "adam" and s.device.type == "cuda":
+            settings["capturable"] = True  # its step count on the GPU, for the graphed step
         s.optimizer = (
             torch.optim.Adam(params, **settings)
             if config.optimizer == "adam"

@@ -119,16 +119,37 @@ class FeatureWindow(MovingWindow):
             return
         start = self._pointer
         head = min(b, cap - start)  # the oldest rows, wrapping as push does
-        moving = [z.detach().to(self.codes.dtype), self.codes.narrow(0, start, head)]
+        leaving = [self.codes.narrow(0, start, head)]
         if head < b:
-            moving.append(self.codes.narrow(0, 0, b - head))
-        phases = torch.cat(moving) @ self.omega.to(self.codes.dtype)  # (2b, m): in, then out
+            leaving.append(self.codes.narrow(0, 0, b - head))
+        change = self._change(z, torch.cat(leaving))  # before push overwrites them
+        super().push(z)
+        self.feature_sum.add_(change)
+        self._count_push()
+
+    @torch.no_grad()
+    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+        """:meth:`MovingWindow.push_at`, with ``S`` moved as :meth:`push` moves it."""
+        leaving = self.codes.index_select(0, self._rows_at(slot, z.shape[0]))  # (B, D)
+        self.feature_sum.add_(self._change(z, leaving))
+        super().push_at(z, slot)
+
+    def advance(self, b: int) -> None:
+        super().advance(b)
+        self._count_push()
+
+    def _change(self, entering: torch.Tensor, leaving: torch.Tensor) -> torch.Tensor:
+        """``sum Phi(entering) - sum Phi(leaving)``: (2m,), from one product for both."""
+        b = entering.shape[0]
+        moving = torch.cat([entering.detach().to(self.codes.dtype), leaving])  # (2b, D)
+        phases = moving @ self.omega.to(self.codes.dtype)  # (2b, m)
         signs = self._signs(b)  # (2b,): +1 for the codes that come in, -1 for those that leave
         change = torch.cat([signs @ phases.cos(), signs @ phases.sin()])  # (2m,)
-        super().push(z)
-        self.feature_sum.add_(change, alpha=self.m**-0.5)
+        return change * self.m**-0.5
+
+    def _count_push(self) -> None:
         self._pushes += 1
-        if self._pushes % cap == 0:
+        if self._pushes % self.capacity == 0:  # bounds the round-off of the running sum
             self._recount()
 
     def _signs(self, b: int) -> torch.Tensor:

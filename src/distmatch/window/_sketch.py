@@ -93,6 +93,13 @@ class MovingSketch(nn.Module):
         fresh = mean_features(z.detach().to(self.omega.dtype), self.omega)
         self.sketch.lerp_(fresh, self.decay(z.shape[0]))
 
+    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+        """:meth:`push` (the moving sketch has no write position; ``slot`` is unused)."""
+        self.push(z)
+
+    def advance(self, b: int) -> None:
+        """Nothing to move: :meth:`push_at` did all."""
+
     def _check(self, z: torch.Tensor) -> None:
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.dim:
             got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__

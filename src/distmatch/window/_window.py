@@ -212,6 +212,30 @@ class MovingWindow(nn.Module):
         self._pointer, self._filled = (start + b) % cap, min(self._filled + b, cap)
 
     @torch.no_grad()
+    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+        """:meth:`push` into a full window, with the write position a device tensor: no host value
+        is read or written, so a CUDA graph can hold it. :meth:`advance` then moves the counters.
+
+        Args:
+            z: (B, D) codes, B <= capacity.
+            slot: 0-d long tensor on the window's device, equal to :attr:`position`'s pointer.
+        """
+        if self.capacity == 0:
+            return
+        rows = self._rows_at(slot, z.shape[0])  # (B,)
+        self.codes.index_copy_(0, rows, z.detach().to(self.codes.dtype))
+
+    def _rows_at(self, slot: torch.Tensor, b: int) -> torch.Tensor:
+        """``(slot + i) % capacity`` for i < b: (b,) rows of the buffer, on its device."""
+        return (slot + torch.arange(b, device=self.codes.device)) % self.capacity
+
+    def advance(self, b: int) -> None:
+        """Moves the counters as :meth:`push` of ``b <= capacity`` codes into a full window does,
+        after :meth:`push_at` wrote them."""
+        if self.capacity:
+            self._pointer = (self._pointer + b) % self.capacity
+
+    @torch.no_grad()
     def replace(self, rows: torch.Tensor, codes: torch.Tensor) -> None:
         """Overwrites the stored codes at ``rows`` (e.g. the same inputs encoded again).
 

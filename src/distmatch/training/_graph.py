@@ -1,0 +1,145 @@
+"""The whole moving-window step as one CUDA graph (``TrainConfig.cuda_graph``).
+
+At k = 1 a step of a small model is a few hundred small kernels, and launching them costs more
+than running them: the GPU waits on the CPU. Captured once in a CUDA graph and replayed, the step
+(encode, decode, join, distance, backward, optimizer step, push into the window) is one launch.
+
+What a replay reads and writes must keep its address, so the step works on static inputs: the
+batch and the prior draws of each step are made as in an eager step (the epoch order, the run's
+generator) and copied into them, and the window's write position is a device tensor set before
+each replay. The run is therefore the one an eager run makes, and it resumes the same way.
+Everything else stays outside the graph: the window's counters, logging, refresh, checkpoints,
+evaluation.
+
+A step is replayed when it has a full batch and a full window (or a moving sketch), in one
+process, with ``refresh="none"``; any other step runs eagerly. The first ``WARMUP`` graph-ready
+steps run uncaptured on a side stream (as CUDA graph capture requires), the next one is captured and
+replayed, and if capture fails the run warns once and goes on eagerly.
+
+On other devices the same static step runs uncaptured, which the tests compare with the eager step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from ..objectives import Draws
+from ..window import MovingWindow
+
+__all__ = ["CAPTURE_DEVICES", "GraphedStep", "graph_ready"]
+
+CAPTURE_DEVICES = ("cuda",)  # where a static step is captured; elsewhere it runs as it is
+WARMUP = 3  # uncaptured steps before the capture (lazy initialisations must not happen in it)
+
+
+def graph_ready(s: Any) -> str | None:
+    """Why run ``s`` cannot use the graphed step (a sentence), or None if it can."""
+    cfg = s.config
+    if s.device.type not in CAPTURE_DEVICES:
+        return f"CUDA graphs need a CUDA device; the run is on {s.device.type}"
+    if s.world.size > 1:
+        return "CUDA graphs are used in one process only"
+    if cfg.refresh != "none":
+        return f"refresh={cfg.refresh!r} encodes again after the step"
+    if isinstance(s.memory, MovingWindow) and cfg.k > s.memory.capacity > 0:
+        return f"k={cfg.k} is larger than the window ({s.memory.capacity} codes)"
+    return None
+
+
+class GraphedStep:
+    """One training step of run ``s`` on static inputs, captured as a CUDA graph where possible.
+
+    Args:
+        s: the started run (model, objective, memory, optimizer, device, config).
+        forward: the step's differentiable part, eager or compiled (``training._loop._forward``).
+        unbiased: weigh the distance's gradient by ``memory.unbiased_weight`` (n / k).
+        capture: capture on this run's device (default: on CUDA).
+    """
+
+    def __init__(self, s: Any, forward, unbiased: bool, *, capture: bool | None = None) -> None:
+        self.s, self.forward, self.unbiased = s, forward, unbiased
+        self.capture = s.device.type == "cuda" if capture is None else capture
+        self.calls = 0
+        self.failed = False
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.x: torch.Tensor | None = None  # (k, ...) the batch
+        self.draws: Draws | None = None
+        self.slot = torch.zeros((), dtype=torch.long, device=s.device)  # the window's pointer
+        self.parts: dict[str, torch.Tensor] = {}
+
+    def ready(self, b: int) -> bool:
+        """Whether a step of ``b`` inputs can run here: a full batch and a full memory."""
+        memory = self.s.memory
+        full = not isinstance(memory, MovingWindow) or memory.position[1] == memory.capacity
+        return not self.failed and b == self.s.config.k and full
+
+    def __call__(self, x: torch.Tensor, draws: Draws) -> dict[str, torch.Tensor] | None:
+        """Runs the step on ``x`` (k, ...) and ``draws``; returns its parts (copies), or None if
+        the capture failed (nothing was changed: run the step eagerly)."""
+        self._fill(x, draws)
+        if self.graph is not None:
+            self.graph.replay()
+        elif not self.capture:
+            self._step()
+        elif self.calls < WARMUP:
+            side = torch.cuda.Stream(self.s.device)
+            side.wait_stream(torch.cuda.current_stream(self.s.device))
+            with torch.cuda.stream(side):
+                self._step()
+            torch.cuda.current_stream(self.s.device).wait_stream(side)
+        elif not self._captured():
+            return None
+        else:
+            self.graph.replay()
+        self.calls += 1
+        self.s.memory.advance(len(x))
+        # copies: the next replay writes over the static outputs
+        return {key: value.clone() for key, value in self.parts.items()}
+
+    def _fill(self, x: torch.Tensor, draws: Draws) -> None:
+        if self.x is None:
+            self.x = torch.empty_like(x)
+            self.draws = Draws(*(None if t is None else torch.empty_like(t) for t in draws))
+        self.x.copy_(x)
+        for static, fresh in zip(self.draws, draws, strict=True):
+            if static is not None:
+                static.copy_(fresh)
+        if isinstance(self.s.memory, MovingWindow):
+            self.slot.fill_(self.s.memory.position[0])
+
+    def _step(self) -> None:
+        self.s.optimizer.zero_grad(set_to_none=True)
+        self._body()
+
+    def _body(self) -> None:
+        s = self.s
+        z, parts = self.forward(
+            s.model, s.objective, s.memory, self.x, self.draws, (len(self.x),), self.unbiased
+        )
+        parts["loss"].backward()
+        s.optimizer.step()
+        s.memory.push_at(z, self.slot)
+        self.parts = parts
+
+    def _captured(self) -> bool:
+        """Captures the step (nothing runs); False, with one warning, if capture fails."""
+        graph = torch.cuda.CUDAGraph()
+        self.s.optimizer.zero_grad(set_to_none=True)  # the captured backward writes them anew
+        try:
+            with torch.cuda.graph(graph):
+                self._body()
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            warnings.warn(
+                f"capturing the training step in a CUDA graph failed ({first}); training "
+                "without it.",
+                stacklevel=3,
+            )
+            self.failed = True
+            self.s.optimizer.zero_grad(set_to_none=True)
+            return False
+        self.graph = graph
+        return True
