@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -452,3 +453,45 @@ def test_compilation_is_automatic_only_for_long_runs_with_a_compiler(tmp_path, m
     assert calls == [False, True]  # auto falls back to eager on failure; asked for, it is an error
     with pytest.raises(ValueError, match="compile must be True, False or 'auto'; got 'yes'"):
         TrainConfig(compile="yes").validate()
+
+
+def test_automatic_compilation_keeps_the_faster_kind_and_leaves_the_run_as_it_was(
+    tmp_path, monkeypatch
+):
+    from distmatch.training import _loop
+
+    config = dict(steps=30, model="swae", seed=4, refresh_every=7, **FAST)
+    train(TrainConfig(compile=False, **config), tmp_path / "eager", progress=False)
+    # "compiled" is the eager function here: whichever the timing keeps, the run must be the
+    # eager run to the bit, so the passes that were timed changed nothing (model, draws, window)
+    monkeypatch.setattr(_loop, "_compiled", lambda fn, required: fn)
+    monkeypatch.setattr(_loop, "AUTO_COMPILE_STEPS", 5)
+    monkeypatch.setattr(_loop, "compiler_available", lambda device: True)
+    timed = []
+    pass_seconds = _loop._pass_seconds
+    monkeypatch.setattr(
+        _loop, "_pass_seconds", lambda *a: timed.append(pass_seconds(*a)) or timed[-1]
+    )
+    train(TrainConfig(**config), tmp_path / "auto", progress=False)
+    assert len(timed) == 2 and all(t > 0 for t in timed)
+    a, b = (model_state(RunDir(tmp_path / run)) for run in ("eager", "auto"))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert RunDir(tmp_path / "eager").read_metrics() == RunDir(tmp_path / "auto").read_metrics()
+
+
+@pytest.mark.parametrize(
+    ("eager", "compiled", "kept"), [(1.0, 0.7, "compiled"), (1.0, 1.5, "eager")]
+)
+def test_automatic_compilation_compiles_only_where_it_is_faster(monkeypatch, eager, compiled, kept):
+    from distmatch.training import _loop
+
+    monkeypatch.setattr(_loop, "compiler_available", lambda device: True)
+    monkeypatch.setattr(_loop, "_compiled", lambda fn, required: "compiled forward")
+    times = iter([eager, compiled])
+    monkeypatch.setattr(_loop, "_pass_seconds", lambda s, fn, unbiased: next(times))
+    s = types.SimpleNamespace(
+        config=TrainConfig(steps=60_000), total_steps=60_000, step=0, device=torch.device("cpu"),
+        world=types.SimpleNamespace(size=1),
+    )  # fmt: skip
+    forward = _loop._step_forward(s, True)
+    assert (forward == "compiled forward") == (kept == "compiled")

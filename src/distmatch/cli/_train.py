@@ -164,8 +164,8 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         action="store_const",
         const=True,
         default=argparse.SUPPRESS,
-        help="torch.compile the forward pass and cost (default: on for runs of 50,000 steps or "
-        "more where a compiler is present)",
+        help="torch.compile the forward pass and cost (default: for runs of 50,000 steps or more "
+        "where a compiler is present and compiled passes time faster for the model)",
     )
     compiling.add_argument(
         "--no-compile",

@@ -93,6 +93,7 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda when available, else cpu
     # torch.compile the forward pass and cost: True, False, or "auto": on for runs of at least
     # AUTO_COMPILE_STEPS steps where a compiler is present (a C++ compiler on CPU, Triton on CUDA)
+    # and compiled passes time faster than eager ones for this model at the start of the run
     compile: bool | str = "auto"
     # capture each full step in one CUDA graph and replay it (CUDA, one process; docs/gpu.md)
     cuda_graph: bool = False
