@@ -16,7 +16,13 @@ from ._checks import (
     check_samples,
     check_scales,
 )
-from ._devices import available_memory, check_memory, compiler_available, resolve_device
+from ._devices import (
+    available_memory,
+    check_memory,
+    compiler_available,
+    fused_optimizer,
+    resolve_device,
+)
 from ._files import atomic_path, remove_orphans
 from ._fused import fused
 from ._registry import as_shape, as_widths, resolve
@@ -35,6 +41,7 @@ __all__ = [
     "check_scales",
     "compiler_available",
     "fused",
+    "fused_optimizer",
     "remove_orphans",
     "resolve",
     "resolve_device",

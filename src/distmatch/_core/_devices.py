@@ -7,7 +7,13 @@ import shutil
 
 import torch
 
-__all__ = ["available_memory", "check_memory", "compiler_available", "resolve_device"]
+__all__ = [
+    "available_memory",
+    "check_memory",
+    "compiler_available",
+    "fused_optimizer",
+    "resolve_device",
+]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -95,3 +101,17 @@ def compiler_available(device: torch.device) -> bool:
     if device.type == "cuda":
         return importlib.util.find_spec("triton") is not None
     return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
+FUSED_DEVICES = ("cpu", "cuda")  # where torch.optim's fused Adam and SGD kernels exist
+
+
+def fused_optimizer(device: torch.device) -> dict[str, bool]:
+    """``{"fused": True}`` where PyTorch has fused optimizer kernels for ``device``, else ``{}``.
+
+    A fused optimizer updates every parameter in one kernel instead of a few operations per
+    parameter tensor. On one CPU core, Adam's update of ``mnist_mlp`` takes 0.30 ms fused against
+    0.97 ms, and of ``celeba_conv`` 1.3 ms against 7.3 ms (``benchmarks/optimizer_speed.py``). A
+    fused Adam keeps its step count on the device, so a CUDA graph can capture it.
+    """
+    return {"fused": True} if device.type in FUSED_DEVICES else {}

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import __version__, distributed
-from .._core import available_memory, check_memory
+from .._core import available_memory, check_memory, fused_optimizer
 from ..data import TEST_EVERY, SampleSet, TensorSet, describe, load_split
 from ..evaluation import evaluate_autoencoder
 from ..models import Autoencoder, build_autoencoder, warn_if_batchnorm
@@ -77,7 +77,8 @@ class RunState(RunEngine):
         s.model = (model if model is not None else s._build_model()).to(s.device)
         if model is not None:
             warn_if_batchnorm(model, config.k // s.world.size)
-        params, settings = s.model.parameters(), optimizer_settings(config)
+        params = s.model.parameters()
+        settings = {**optimizer_settings(config), **fused_optimizer(s.device)}
         if config.cuda_graph and config.optimizer == "adam" and s.device.type == "cuda":
             settings["capturable"] = True  # its step count on the GPU, for the graphed step
         s.optimizer = (
