@@ -194,3 +194,32 @@ def test_a_launch_of_more_processes_than_gpus_is_a_clear_choice():
             assert rank_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="processes per node must be at most"):
             rank_device("cuda")
+
+
+def test_the_remaining_commands_on_cuda(tmp_path, capsys, device="cuda"):
+    """fit-latent-sketch, reproduce mow and clgn, distances and an image sketch's class-conditional
+    generator, end to end on ``device``."""
+    run = tmp_path / "run"
+    assert main(["train", *QUICK, "--device", device, "--out", str(run)]) == 0
+    latent = ["--epochs", "1", "--latent-codes", "1000", "--n-frequencies", "200"]
+    out = tmp_path / "latent"
+    assert (
+        main(["fit-latent-sketch", str(run), *latent, "--device", device, "--out", str(out)]) == 0
+    )
+    assert (out / "samples.png").is_file()
+    mow = ["--dataset", "digits", "--models", "cwae", "--k", "64", "--epochs", "1"]
+    argv = ["reproduce", "mow", *mow, "--eval-points", "200", "--no-progress"]
+    assert main([*argv, "--device", device, "--out", str(tmp_path / "mow")]) == 0
+    clgn = ["reproduce", "clgn", "--epochs", "1", "--no-progress", "--device", device]
+    assert main([*clgn, "--out", str(tmp_path / "clgn")]) == 0
+    assert main(["distances", "--device", device, "--json"]) == 0
+    digits = tmp_path / "digits.npz"
+    argv = ["sketch", "--dataset", "digits", "--n-frequencies", "500", "--no-progress"]
+    assert main([*argv, "--device", device, "--out", str(digits)]) == 0
+    fit = ["--epochs", "1", "--batch-size", "100", "--latent-codes", "1000", "--no-progress"]
+    generator = tmp_path / "digits-generator"
+    assert main(["fit-sketch", str(digits), *fit, "--device", device, "--out", str(generator)]) == 0
+    grid = tmp_path / "digits.png"
+    sample = ["sample", str(generator), "--num", "20", "--device", device, "--out", str(grid)]
+    assert main(sample) == 0
+    assert grid.is_file()
