@@ -18,6 +18,7 @@ CASES = [
     dict(model="skwae", optimizer="adam", k=2),  # the feature window's running sum
     dict(model="skwae", memory="sketch", optimizer="sgd", lr=0.01, k=1),
     dict(model="cwae", optimizer="sgd", lr=0.01, k=64, n=64),  # classical: no window
+    dict(model="skwae", optimizer="adam", k=64, n=64),  # and no feature sum
 ]
 
 

@@ -491,7 +491,44 @@ def test_automatic_compilation_compiles_only_where_it_is_faster(monkeypatch, eag
     monkeypatch.setattr(_loop, "_pass_seconds", lambda s, fn, unbiased: next(times))
     s = types.SimpleNamespace(
         config=TrainConfig(steps=60_000), total_steps=60_000, step=0, device=torch.device("cpu"),
-        world=types.SimpleNamespace(size=1),
+        world=types.SimpleNamespace(size=1), compiled=None,
     )  # fmt: skip
     forward = _loop._step_forward(s, True)
     assert (forward == "compiled forward") == (kept == "compiled")
+
+
+@pytest.mark.parametrize("memory", ["window", "sketch"])
+def test_a_resumed_skwae_run_is_bit_identical(tmp_path, memory):
+    # skwae's window carries a running sum of features: it is saved, so the round-off goes on
+    config = dict(model="skwae", memory=memory, seed=3, device="cpu", compile=False, **FAST)
+    train(TrainConfig(steps=100, **config), tmp_path / "straight", progress=False)
+    train(TrainConfig(steps=40, **config), tmp_path / "run", progress=False)
+    train(
+        resumed_config(tmp_path / "run", steps=100), tmp_path / "run", resume=True, progress=False
+    )
+    a, b = (
+        torch.load(RunDir(tmp_path / r).checkpoint, weights_only=True) for r in ("straight", "run")
+    )
+    for part in ("model", "window"):
+        assert all(torch.equal(a[part][name], b[part][name]) for name in a[part]), part
+
+
+def test_a_resumed_run_keeps_its_optimizer_kind_and_its_compilation_choice(tmp_path, monkeypatch):
+    from distmatch._core import _devices
+    from distmatch.training import _loop
+
+    monkeypatch.setattr(_devices, "FUSED_DEVICES", ())  # a run saved by an unfused optimizer
+    monkeypatch.setattr(_loop, "AUTO_COMPILE_STEPS", 5)
+    monkeypatch.setattr(_loop, "compiler_available", lambda device: True)
+    monkeypatch.setattr(_loop, "_compiled", lambda fn, required: fn)
+    monkeypatch.setattr(_loop, "_pass_seconds", lambda s, fn, unbiased: 1.0)  # no gain: eager
+    train(TrainConfig(steps=20, **FAST), tmp_path / "run", progress=False)
+    saved = torch.load(RunDir(tmp_path / "run").checkpoint, weights_only=True)
+    assert saved["compiled"] is False
+    assert saved["optimizer"]["param_groups"][0]["fused"] is None
+    monkeypatch.setattr(_devices, "FUSED_DEVICES", ("cpu",))
+    monkeypatch.setattr(_loop, "_pass_seconds", lambda *args: pytest.fail("timed again"))
+    train(resumed_config(tmp_path / "run", steps=40), tmp_path / "run", resume=True, progress=False)
+    saved = torch.load(RunDir(tmp_path / "run").checkpoint, weights_only=True)
+    assert saved["compiled"] is False  # the saved choice, not a new timing
+    assert saved["optimizer"]["param_groups"][0]["fused"] is True  # this process's optimizer

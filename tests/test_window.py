@@ -266,17 +266,43 @@ def test_feature_window_joins_the_mean_features_of_the_plain_window(n, k, init):
             plain.replace(rows, codes)
 
 
-def test_feature_window_sum_follows_its_codes_through_many_pushes_and_a_reload():
+def test_feature_window_sum_follows_its_codes_and_resumes_exactly():
     from distmatch.window import FeatureWindow
 
     window = FeatureWindow(64, 1, 4, m=32, generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(3)
-    for _ in range(1000):
-        window.push(torch.randn(1, 4, generator=gen))
+    pushes = [torch.randn(1, 4, generator=gen) for _ in range(1040)]
+    for z in pushes[:1000]:
+        window.push(z)
     exact = window._sum_of_features(window.codes)
     assert torch.allclose(window.feature_sum, exact, rtol=1e-5, atol=1e-5)  # float32 features
-    other = FeatureWindow(64, 1, 4, m=32, init="zeros")
-    other.load_state_dict(window.state_dict())  # codes and counters only: the sum is derived
-    assert set(window.state_dict()) == {"codes", "pointer", "filled"}
-    assert torch.allclose(other.feature_sum, exact, atol=1e-9)
-    assert other.position == window.position
+    assert set(window.state_dict()) == {"codes", "pointer", "filled", "feature_sum"}
+    resumed = FeatureWindow(64, 1, 4, m=32, init="zeros")
+    resumed.load_state_dict(window.state_dict())
+    for z in pushes[1000:]:  # the same round-off as the window that never stopped
+        window.push(z)
+        resumed.push(z)
+        assert torch.equal(resumed.feature_sum, window.feature_sum)
+    assert resumed.position == window.position
+
+
+def test_feature_window_loads_a_plain_window_and_counts_its_sum():
+    from distmatch.window import FeatureWindow
+
+    plain = MovingWindow(16, 2, 3, generator=torch.Generator().manual_seed(1))
+    plain.push(torch.randn(2, 3))
+    window = FeatureWindow(16, 2, 3, m=8, init="zeros")
+    window.load_state_dict(plain.state_dict())  # a skwae run saved before FeatureWindow
+    assert torch.equal(window.codes, plain.codes)
+    assert torch.allclose(window.feature_sum, window._sum_of_features(plain.codes))
+
+
+def test_a_feature_window_of_no_codes_pushes_nothing():
+    from distmatch.window import FeatureWindow
+
+    window = FeatureWindow(4, 4, 2, m=8)  # k = n: classical training, an empty window
+    window.push_at(torch.ones(4, 2), torch.zeros((), dtype=torch.long))
+    window.advance(4)
+    window.push(torch.ones(4, 2))
+    assert window.position == (0, 0)
+    assert window.join(torch.zeros(4, 2)).shape == (16,)

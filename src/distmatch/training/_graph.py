@@ -14,7 +14,9 @@ evaluation.
 A step is replayed when it has a full batch and a full window (or a moving sketch), in one
 process, with ``refresh="none"``; any other step runs eagerly. The first ``WARMUP`` graph-ready
 steps run uncaptured on a side stream (as CUDA graph capture requires), the next one is captured and
-replayed, and if capture fails the run warns once and goes on eagerly.
+replayed, and if capture fails the run warns once and goes on eagerly. Adam is switched to its
+capturable form when the first graph-ready step comes (a fused Adam, the default on CUDA, keeps its
+step counts on the GPU already).
 
 On other devices the same static step runs uncaptured, which the tests compare with the eager step.
 """
@@ -99,8 +101,21 @@ class GraphedStep:
         # copies: the next replay writes over the static outputs
         return {key: value.clone() for key, value in self.parts.items()}
 
+    def _capturable_optimizer(self) -> None:
+        """Adam must be told that it runs in a graph (its step counts on the GPU, as a fused
+        Adam keeps them already); SGD has no such flag."""
+        optimizer = self.s.optimizer
+        for group in optimizer.param_groups:
+            if "capturable" in group:
+                group["capturable"] = True
+        for state in optimizer.state.values():
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(self.s.device, torch.float32)
+
     def _fill(self, x: torch.Tensor, draws: Draws) -> None:
         if self.x is None:
+            if self.capture:
+                self._capturable_optimizer()
             self.x = torch.empty_like(x)
             self.draws = Draws(*(None if t is None else torch.empty_like(t) for t in draws))
         self.x.copy_(x)

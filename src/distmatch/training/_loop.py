@@ -220,40 +220,59 @@ def _step_forward(s: RunState, unbiased: bool):
     CPU core a ``cifar_conv`` step compiled takes 0.9 of the eager one, an ``fmnist_conv`` step 1.5.
     So "auto" times a few passes of each kind on the first inputs, with draws from a generator of
     its own and no optimizer step (the run is left as it was), and keeps the faster one. Ranks of a
-    multi-process run could time differently, so there "auto" compiles without timing.
+    multi-process run could time differently, so there "auto" compiles without timing. The choice
+    is saved with the run (``s.compiled``): a resumed run keeps it.
     """
     cfg = s.config
     if cfg.compile != "auto":  # True or False
+        s.compiled = bool(cfg.compile)
         return _compiled(_forward, required=True) if cfg.compile else _forward
-    if s.total_steps - s.step < AUTO_COMPILE_STEPS or not compiler_available(s.device):
+    compiled = None
+    if s.compiled is not None:  # resumed: the choice of the run it continues
+        s.compiled = s.compiled and compiler_available(s.device)
+    elif s.total_steps - s.step < AUTO_COMPILE_STEPS or not compiler_available(s.device):
+        s.compiled = False
+    elif s.world.size > 1:
+        s.compiled = True
+    else:
+        compiled = _compiled(_forward, required=False)
+        eager_s, compiled_s = (_pass_seconds(s, fn, unbiased) for fn in (_forward, compiled))
+        s.compiled = compiled_s <= PROBE_GAIN * eager_s
+        log.info(
+            "a step's forward and backward: %.3g ms eager, %.3g ms compiled; training %s",
+            1e3 * eager_s, 1e3 * compiled_s, "compiled" if s.compiled else "eagerly",
+        )  # fmt: skip
+    if not s.compiled:
         return _forward
-    compiled = _compiled(_forward, required=False)
-    if s.world.size > 1:
-        return compiled
-    eager_s, compiled_s = (_pass_seconds(s, fn, unbiased) for fn in (_forward, compiled))
-    chosen = compiled_s <= PROBE_GAIN * eager_s
-    log.info(
-        "a step's forward and backward: %.3g ms eager, %.3g ms compiled; training %s",
-        1e3 * eager_s, 1e3 * compiled_s, "compiled" if chosen else "eagerly",
-    )  # fmt: skip
-    return compiled if chosen else _forward
+    return compiled if compiled is not None else _compiled(_forward, required=False)
 
 
 def _pass_seconds(s: RunState, forward, unbiased: bool) -> float:
-    """Median seconds of ``forward`` and its backward pass on the first ``k`` training inputs."""
+    """Median seconds of ``forward`` and its backward pass on the first ``k`` training inputs.
+
+    The run is left as it was: draws from a generator of its own, the global random state and
+    the model's buffers (e.g. a BatchNorm's running statistics in a model of the user's) put back,
+    gradients cleared.
+    """
     gen = torch.Generator(device=s.device).manual_seed(0)  # the run's own generator is untouched
     x = s.train_set.get_batch(torch.arange(min(s.config.k, len(s.train_set)))).to(s.device)
-    sync = torch.cuda.synchronize if s.device.type == "cuda" else (lambda: None)
+    cuda = s.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    buffers = [b.detach().clone() for b in s.model.buffers()]
     seconds = []
-    for _ in range(PROBE_STEPS + 1):  # the first one warms up (and compiles)
-        draws = s.objective.draws(s.memory.joined_shape(len(x)), gen, device=s.device)
-        sync()
-        start = time.perf_counter()
-        _, parts = forward(s.model, s.objective, s.memory, x, draws, (len(x),), unbiased)
-        parts["loss"].backward()
-        sync()
-        seconds.append(time.perf_counter() - start)
-        s.optimizer.zero_grad(set_to_none=True)
+    with torch.random.fork_rng(devices=[s.device] if cuda else []):
+        for _ in range(PROBE_STEPS + 1):  # the first one warms up (and compiles)
+            draws = s.objective.draws(s.memory.joined_shape(len(x)), gen, device=s.device)
+            sync()
+            start = time.perf_counter()
+            _, parts = forward(s.model, s.objective, s.memory, x, draws, (len(x),), unbiased)
+            parts["loss"].backward()
+            sync()
+            seconds.append(time.perf_counter() - start)
+            s.optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for b, saved in zip(s.model.buffers(), buffers, strict=True):
+            b.copy_(saved)
     return statistics.median(seconds[1:])
 
 

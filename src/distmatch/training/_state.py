@@ -52,8 +52,11 @@ class RunState(RunEngine):
         rng: the run's random generator (window fill, prior draws, sliced directions).
         memory: the :class:`~distmatch.window.MovingWindow` of past codes, or for
             ``memory="sketch"`` their :class:`~distmatch.window.MovingSketch`.
+        compiled: whether the steps run compiled (set by the loop; saved, so that a resumed
+            ``compile="auto"`` run keeps the choice of the run it continues).
     """
 
+    compiled: bool | None = None
     config: TrainConfig
     train_set: SampleSet
     test_set: SampleSet
@@ -79,8 +82,6 @@ class RunState(RunEngine):
             warn_if_batchnorm(model, config.k // s.world.size)
         params = s.model.parameters()
         settings = {**optimizer_settings(config), **fused_optimizer(s.device)}
-        if config.cuda_graph and config.optimizer == "adam" and s.device.type == "cuda":
-            settings["capturable"] = True  # its step count on the GPU, for the graphed step
         s.optimizer = (
             torch.optim.Adam(params, **settings)
             if config.optimizer == "adam"
@@ -205,11 +206,18 @@ class RunState(RunEngine):
             "generator": self.rng.get_state(),
             "global_rng": torch.get_rng_state(),
             "finished": self.step >= self.total_steps,
+            "compiled": self.compiled,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        saved = state["optimizer"]
+        for group, current in zip(saved["param_groups"], self.optimizer.param_groups, strict=True):
+            for flag in ("fused", "capturable", "foreach"):  # this process's implementation
+                if flag in current:
+                    group[flag] = current[flag]
+        self.optimizer.load_state_dict(saved)
+        self.compiled = state.get("compiled")  # absent: runs saved before the choice was kept
         self.memory.load_state_dict(state["window"])
         self.window_inputs = state.get("window_inputs", self.window_inputs)  # absent: older runs
         self.rng.set_state(state["generator"])

@@ -21,9 +21,9 @@ class FeatureWindow(MovingWindow):
 
     the mean features of :meth:`MovingWindow.join` ``(z)`` (equal up to round-off), at the cost of
     the ``B`` fresh codes' features instead of ``B + filled``. ``S`` is computed again from the
-    stored codes on :meth:`reset`, :meth:`replace`, loading a state dict and once every
-    ``n - k`` pushes, so round-off cannot build up. The state dict is the window's: ``S`` and the
-    frequencies are derived from it.
+    stored codes on :meth:`reset`, :meth:`replace` and whenever the write position wraps around,
+    so round-off cannot build up. The state dict holds ``S`` beside the codes, so a resumed run
+    goes on exactly; a :class:`MovingWindow`'s state dict loads too (``S`` is then counted).
 
     Args:
         n, k, dim, init, reset_each_epoch, refresh, generator, dtype, device: as
@@ -72,12 +72,14 @@ class FeatureWindow(MovingWindow):
         )
         omega, _ = prior_sketch(dim, m, self.bandwidth, device=self.codes.device)
         self.register_buffer("omega", omega.clone(), persistent=False)  # (D, m) skwae's
+        # saved with the window: a resumed run goes on with the same round-off as one that never
+        # stopped (a window saved without it, by MovingWindow, is counted on loading)
         self.register_buffer(
-            "feature_sum", torch.zeros(2 * m, dtype=torch.float64, device=omega.device), False
+            "feature_sum", torch.zeros(2 * m, dtype=torch.float64, device=omega.device)
         )
-        self._pushes = 0
-        self._sign_cache: torch.Tensor | None = None
-        self.register_load_state_dict_post_hook(lambda module, keys: module._recount())
+        self._signs: dict[int, torch.Tensor] = {}  # kept: a CUDA graph may hold them
+        self._count_on_load = False
+        self.register_load_state_dict_post_hook(FeatureWindow._counted_if_unsaved)
         self._recount()
 
     def extra_repr(self) -> str:
@@ -108,7 +110,8 @@ class FeatureWindow(MovingWindow):
     @torch.no_grad()
     def push(self, z: torch.Tensor) -> None:
         """Stores ``z.detach()`` as :meth:`MovingWindow.push` does and moves ``S`` with it: the
-        features of the codes that leave out, those of the codes that come in."""
+        features of the codes that leave out, those of the codes that come in. ``S`` is counted
+        afresh whenever the write position wraps around (a point that the saved state fixes)."""
         self._check_codes(z)
         cap, b = self.capacity, z.shape[0]
         if cap == 0:
@@ -125,38 +128,38 @@ class FeatureWindow(MovingWindow):
         change = self._change(z, torch.cat(leaving))  # before push overwrites them
         super().push(z)
         self.feature_sum.add_(change)
-        self._count_push()
+        if start + b >= cap:
+            self._recount()
 
     @torch.no_grad()
     def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
         """:meth:`MovingWindow.push_at`, with ``S`` moved as :meth:`push` moves it."""
+        if self.capacity == 0:
+            return
         leaving = self.codes.index_select(0, self._rows_at(slot, z.shape[0]))  # (B, D)
         self.feature_sum.add_(self._change(z, leaving))
         super().push_at(z, slot)
 
     def advance(self, b: int) -> None:
+        start = self._pointer
         super().advance(b)
-        self._count_push()
+        if self.capacity and start + b >= self.capacity:  # as push: count afresh on a wrap
+            self._recount()
 
     def _change(self, entering: torch.Tensor, leaving: torch.Tensor) -> torch.Tensor:
         """``sum Phi(entering) - sum Phi(leaving)``: (2m,), from one product for both."""
         b = entering.shape[0]
         moving = torch.cat([entering.detach().to(self.codes.dtype), leaving])  # (2b, D)
         phases = moving @ self.omega.to(self.codes.dtype)  # (2b, m)
-        signs = self._signs(b)  # (2b,): +1 for the codes that come in, -1 for those that leave
+        signs = self._signs_of(b)  # (2b,): +1 for the codes that come in, -1 for those that leave
         change = torch.cat([signs @ phases.cos(), signs @ phases.sin()])  # (2m,)
         return change * self.m**-0.5
 
-    def _count_push(self) -> None:
-        self._pushes += 1
-        if self._pushes % self.capacity == 0:  # bounds the round-off of the running sum
-            self._recount()
-
-    def _signs(self, b: int) -> torch.Tensor:
-        if self._sign_cache is None or len(self._sign_cache) != 2 * b:
+    def _signs_of(self, b: int) -> torch.Tensor:
+        if b not in self._signs:
             signs = torch.ones(2 * b, dtype=self.codes.dtype, device=self.codes.device)
-            self._sign_cache = signs.index_fill_(0, torch.arange(b, 2 * b, device=signs.device), -1)
-        return self._sign_cache
+            self._signs[b] = signs.index_fill_(0, torch.arange(b, 2 * b, device=signs.device), -1)
+        return self._signs[b]
 
     def _sum_of_features(self, codes: torch.Tensor) -> torch.Tensor:
         """``sum_i Phi(codes_i)`` in float64: (2m,)."""
@@ -171,3 +174,15 @@ class FeatureWindow(MovingWindow):
             self.feature_sum.copy_(self._sum_of_features(stored))
         else:
             self.feature_sum.zero_()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, *args):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, *args)
+        if prefix + "feature_sum" in missing:  # a MovingWindow's state: count it from the codes
+            missing.remove(prefix + "feature_sum")
+            self._count_on_load = True
+
+    @staticmethod
+    def _counted_if_unsaved(module: FeatureWindow, incompatible_keys: object) -> None:
+        if module._count_on_load:
+            module._count_on_load = False
+            module._recount()
