@@ -31,15 +31,7 @@ if [ -n "$DRY" ]; then
     device=cpu rounds=1 block=20 sketch_n=2000 train_steps=200 suite_limit=60 workers=
 fi
 
-step() {  # step NAME LIMIT_S FILE COMMAND...: runs COMMAND, appending its output to OUT/FILE
-    local name=$1 limit=$2 file=$3 start rc
-    shift 3
-    start=$(date +%s)
-    echo "== $name: $*" >>"$OUT/$file"
-    timeout -k 15 "$limit" "$@" >>"$OUT/$file" 2>&1  # KILL if a run swallows the TERM
-    rc=$?
-    echo "$name: exit $rc after $(($(date +%s) - start)) s" | tee -a "$OUT/log.txt"
-}
+. benchmarks/gpu_steps.sh  # step NAME LIMIT_S FILE COMMAND...
 
 "$py" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())" \
     >>"$OUT/log.txt" 2>&1

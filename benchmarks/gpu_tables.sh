@@ -30,15 +30,7 @@ fi
 cifar="$DATA/cifar10/cifar10-jpg-q75-test10k-train10k.zip"
 celeba="$DATA/celeba/celeba-aligned-89x109-000001-008000.zip"
 
-step() {  # step NAME LIMIT_S FILE COMMAND...
-    local name=$1 limit=$2 file=$3 start rc
-    shift 3
-    start=$(date +%s)
-    echo "== $name: $*" >>"$OUT/$file"
-    timeout -k 15 "$limit" "$@" >>"$OUT/$file" 2>&1  # KILL if a run swallows the TERM
-    rc=$?
-    echo "$name: exit $rc after $(($(date +%s) - start)) s" | tee -a "$OUT/log.txt"
-}
+. benchmarks/gpu_steps.sh  # step NAME LIMIT_S FILE COMMAND...
 
 for dataset in cifar10 celeba; do
     dir=$cifar

@@ -12,12 +12,11 @@ The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` 
 process; each block's time is divided by the plain block beside it, and the median ratio is reported
 (machines here are noisy, so only ratios measured side by side are compared).
 
-``--device cuda`` runs on a GPU (each block ends with a synchronisation). ``--graph`` captures the
-whole step (batch selection, encode, join, distance, backward, SGD step, push, prior draws) in one
-CUDA graph and replays it: the batch rows and the window's write position live on the device, the
-draws come from the device's default generator, the window is full (the steady state; the join of
-a permutation-invariant distance does not depend on where the window writes). On the CPU the same
-static step runs uncaptured, which checks it without a GPU.
+``--device cuda`` runs on a GPU (each block ends with a synchronisation). ``--graph`` runs the step
+of ``train --cuda-graph`` (:class:`distmatch.training._graph.GraphedStep`): the batch and the draws
+are made as in an eager step and copied into the graph's inputs, and the whole step (encode, join,
+distance, backward, SGD step, push) is one CUDA graph, replayed. On the CPU the same static step
+runs uncaptured.
 
     python benchmarks/mow_speed.py --rounds 15 --block 300
     python benchmarks/mow_speed.py --rounds 15 --block 300 --compile
@@ -35,7 +34,8 @@ import types
 import torch
 
 from distmatch.models import ARCHITECTURES, build_autoencoder
-from distmatch.objectives import AutoencoderObjective
+from distmatch.objectives import AutoencoderObjective, Draws
+from distmatch.training._graph import GraphedStep
 from distmatch.training._loop import _compiled, _forward
 from distmatch.window import FeatureWindow, MovingSketch, MovingWindow
 
@@ -76,6 +76,7 @@ def make_step(
     else:
         window = MovingWindow(n=n, k=k, dim=model.latent_dim, device=device)
     data = torch.rand(max(2 * k, 16), *shape, generator=generator).to(device)
+    draws_from = torch.Generator(device=device).manual_seed(1)  # as the run's generator
     forward = plain_forward if window is None else _forward
     if compile:
         # A code object of its own per mode, so that the modes do not share one compile cache
@@ -83,17 +84,28 @@ def make_step(
         code = forward.__code__.replace(co_name=f"{forward.__name__}_{mode}")
         forward = types.FunctionType(code, forward.__globals__)
         forward = _compiled(forward) if compile is True else torch.compile(forward, mode=compile)
-    if graph:
-        return _static_step(model, objective, window, optimizer, data, k, forward)
+    graphed = None
+    if graph:  # the step of train --cuda-graph; the window starts full (init "prior")
+        run = types.SimpleNamespace(
+            config=types.SimpleNamespace(k=k), model=model, objective=objective,
+            memory=window or _NoMemory(), optimizer=optimizer, device=torch.device(device),
+        )  # fmt: skip
+        graphed = GraphedStep(run, forward, True)
+        if not graphed.ready(k):
+            raise ValueError(f"--graph needs a full window at the start; got {window.position}.")
     position = [0]
 
     def step() -> None:
         i = position[0] % (len(data) - k)
         position[0] += k
         x = data[i : i + k]
-        draws = None
+        draws = Draws()
         if window is not None:
-            draws = objective.draws(window.joined_shape(k), generator, device=device)
+            draws = objective.draws(window.joined_shape(k), draws_from, device=device)
+        if graphed is not None:
+            if graphed(x, draws) is None:  # it warned why
+                raise RuntimeError("the step could not be captured in a CUDA graph")
+            return
         z, parts = forward(model, objective, window, x, draws, (k,), True)
         loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -105,57 +117,14 @@ def make_step(
     return step
 
 
-def _static_step(model, objective, window, optimizer, data, k, forward):
-    """The whole step with no host synchronisation and fixed shapes and addresses, captured in a
-    CUDA graph on a GPU (``replay`` is then the step), run as it is on the CPU."""
-    device = data.device
-    position = torch.zeros((), dtype=torch.long, device=device)  # first data row of the batch
-    offsets = torch.arange(k, device=device)  # (k,)
-    if isinstance(window, MovingWindow):
-        window.reset()  # full: the join no longer depends on how many codes are stored
-        if window.position[1] != window.capacity:
-            raise ValueError(f"--graph needs a window that starts full; got {window.position}.")
-        slot = torch.zeros((), dtype=torch.long, device=device)  # the window's next write
+class _NoMemory:
+    """The plain step's memory in a graphed step: nothing to push."""
 
-    def body() -> None:
-        x = data.index_select(0, (position + offsets) % len(data))  # (k, ...)
-        draws = None
-        if window is not None:  # from the device's default generator: capturable
-            draws = objective.draws(window.joined_shape(k), None, device=device)
-        z, parts = forward(model, objective, window, x, draws, (k,), True)
-        parts["loss"].backward()
-        optimizer.step()
-        if isinstance(window, MovingWindow):
-            rows = (slot + offsets) % window.capacity  # (k,)
-            if isinstance(window, FeatureWindow):  # its feature sum follows the codes
-                leaving = window.codes.index_select(0, rows)  # (k, D)
-                change = window._sum_of_features(z.detach()) - window._sum_of_features(leaving)
-                window.feature_sum.add_(change)
-            window.codes.index_copy_(0, rows, z.detach())
-            slot.copy_((slot + k) % window.capacity)
-        elif window is not None:
-            window.push(z)
-        position.copy_((position + k) % len(data))
+    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+        pass
 
-    if device.type != "cuda":
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            body()
-
-        return step
-    side = torch.cuda.Stream()  # warm-up off the capture stream, as torch.cuda.graphs asks
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            optimizer.zero_grad(set_to_none=True)
-            body()
-    torch.cuda.current_stream().wait_stream(side)
-    captured = torch.cuda.CUDAGraph()
-    optimizer.zero_grad(set_to_none=True)  # the captured backward writes the gradients anew
-    with torch.cuda.graph(captured):
-        body()
-    return captured.replay
+    def advance(self, b: int) -> None:
+        pass
 
 
 def _graph_note(graph: bool, device: torch.device) -> str:
