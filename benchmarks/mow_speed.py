@@ -6,7 +6,7 @@ Modes:
 - ``plain``: the batch-of-one autoencoder step, reconstruction loss only;
 - ``cwae``, ``wae``, ``swae``, ``skwae``: the moving-window step with n = 64 codes (1 fresh + 63 from the window),
   including the prior draws (made before the forward, as training does), the window's join and
-  push and the unbiased window gradient; ``skwae_sketch``: skwae with the moving sketch.
+  push (inside the forward, as training does) and the unbiased window gradient; ``skwae_sketch``: skwae with the moving sketch.
 
 The modes run in interleaved blocks of ``--block`` steps, repeated ``--rounds`` times, in one
 process; each block's time is divided by the plain block beside it, and the median ratio is reported
@@ -35,12 +35,12 @@ import torch
 
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective, Draws
-from distmatch.training._graph import GraphedStep
+from distmatch.training._graph import GraphedStep, pushes_in_step
 from distmatch.training._loop import _compiled, _forward
 from distmatch.window import FeatureWindow, MovingSketch, MovingWindow
 
 
-def plain_forward(model, objective, window, x, draws, sizes, unbiased):
+def plain_forward(model, objective, window, x, draws, sizes, unbiased, push=False):
     """The batch-of-one autoencoder step's differentiable part: reconstruction loss only."""
     z = model.encode(x)
     rec = model.decode(z)
@@ -106,12 +106,17 @@ def make_step(
             if graphed(x, draws) is None:  # it warned why
                 raise RuntimeError("the step could not be captured in a CUDA graph")
             return
-        z, parts = forward(model, objective, window, x, draws, (k,), True)
+        inside = compile and window is not None and pushes_in_step(window, k)  # as training
+        if inside:
+            window.stage()
+        z, parts = forward(model, objective, window, x, draws, (k,), True, inside)
         loss = parts["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if window is not None:
+        if inside:
+            window.advance(k)
+        elif window is not None:
             window.push(z)
 
     return step
@@ -120,7 +125,12 @@ def make_step(
 class _NoMemory:
     """The plain step's memory in a graphed step: nothing to push."""
 
-    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+    refresh = "none"
+
+    def stage(self) -> None:
+        pass
+
+    def push_at(self, z: torch.Tensor) -> None:
         pass
 
     def advance(self, b: int) -> None:

@@ -301,8 +301,43 @@ def test_a_feature_window_of_no_codes_pushes_nothing():
     from distmatch.window import FeatureWindow
 
     window = FeatureWindow(4, 4, 2, m=8)  # k = n: classical training, an empty window
-    window.push_at(torch.ones(4, 2), torch.zeros((), dtype=torch.long))
+    window.stage()
+    window.push_at(torch.ones(4, 2))
     window.advance(4)
     window.push(torch.ones(4, 2))
     assert window.position == (0, 0)
     assert window.join(torch.zeros(4, 2)).shape == (16,)
+
+
+@pytest.mark.parametrize("kind", ["window", "features"])
+def test_push_at_the_device_position_stores_what_push_stores(kind):
+    """stage + push_at + advance (the push inside a compiled or graphed step) against push, across
+    wraps, a push of the host kind in between, a reset and a load of the state dict."""
+    from distmatch.window import FeatureWindow
+
+    def make():
+        if kind == "features":
+            return FeatureWindow(7, 2, 3, m=8, generator=torch.Generator().manual_seed(0))
+        return MovingWindow(7, 2, 3, generator=torch.Generator().manual_seed(0))
+
+    hosted, staged = make(), make()
+    gen = torch.Generator().manual_seed(1)
+    for step in range(23):
+        z = torch.randn(1 + step % 2, 3, generator=gen)
+        hosted.push(z)
+        if step % 9 == 4:  # the host push moves the pointer without the device position
+            staged.push(z)
+        else:
+            staged.stage()
+            staged.push_at(z)
+            staged.advance(len(z))
+        if step == 15:
+            hosted.reset(torch.Generator().manual_seed(2))
+            staged.reset(torch.Generator().manual_seed(2))
+        if step == 18:
+            staged.load_state_dict(hosted.state_dict())
+        assert staged.position == hosted.position
+        assert torch.equal(staged.codes, hosted.codes)
+        assert int(staged.slot) == staged.position[0] or staged._slot_pointer != staged.position[0]
+        if kind == "features":
+            assert torch.allclose(staged.feature_sum, hosted.feature_sum, atol=1e-12)

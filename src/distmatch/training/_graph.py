@@ -6,8 +6,8 @@ than running them: the GPU waits on the CPU. Captured once in a CUDA graph and r
 
 What a replay reads and writes must keep its address, so the step works on static inputs: the
 batch and the prior draws of each step are made as in an eager step (the epoch order, the run's
-generator) and copied into them, and the window's write position is a device tensor set before
-each replay. The run is therefore the one an eager run makes, and it resumes the same way.
+generator) and copied into them, and the window's write position is a device tensor that the
+replay reads and moves on (:meth:`~distmatch.window.MovingWindow.stage`). The run is therefore the one an eager run makes, and it resumes the same way.
 Everything else stays outside the graph: the window's counters, logging, refresh, checkpoints,
 evaluation.
 
@@ -31,10 +31,22 @@ import torch
 from ..objectives import Draws
 from ..window import MovingWindow
 
-__all__ = ["CAPTURE_DEVICES", "GraphedStep", "graph_ready"]
+__all__ = ["CAPTURE_DEVICES", "GraphedStep", "graph_ready", "pushes_in_step"]
 
 CAPTURE_DEVICES = ("cuda",)  # where a static step is captured; elsewhere it runs as it is
 WARMUP = 3  # uncaptured steps before the capture (lazy initialisations must not happen in it)
+
+
+def pushes_in_step(memory: Any, b: int) -> bool:
+    """Whether a step of ``b`` fresh codes can push them inside its forward (``push_at``): into a
+    moving sketch, or into a full window with room for them (or with none, ``k == n``), with
+    ``refresh="none"`` (the pre-update codes are pushed)."""
+    if memory.refresh != "none":
+        return False
+    if not isinstance(memory, MovingWindow):
+        return True
+    cap = memory.capacity
+    return memory.position[1] == cap and (cap == 0 or b <= cap)
 
 
 def graph_ready(s: Any) -> str | None:
@@ -69,14 +81,11 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.x: torch.Tensor | None = None  # (k, ...) the batch
         self.draws: Draws | None = None
-        self.slot = torch.zeros((), dtype=torch.long, device=s.device)  # the window's pointer
         self.parts: dict[str, torch.Tensor] = {}
 
     def ready(self, b: int) -> bool:
         """Whether a step of ``b`` inputs can run here: a full batch and a full memory."""
-        memory = self.s.memory
-        full = not isinstance(memory, MovingWindow) or memory.position[1] == memory.capacity
-        return not self.failed and b == self.s.config.k and full
+        return not self.failed and b == self.s.config.k and pushes_in_step(self.s.memory, b)
 
     def __call__(self, x: torch.Tensor, draws: Draws) -> dict[str, torch.Tensor] | None:
         """Runs the step on ``x`` (k, ...) and ``draws``; returns its parts (copies), or None if
@@ -122,8 +131,7 @@ class GraphedStep:
         for static, fresh in zip(self.draws, draws, strict=True):
             if static is not None:
                 static.copy_(fresh)
-        if isinstance(self.s.memory, MovingWindow):
-            self.slot.fill_(self.s.memory.position[0])
+        self.s.memory.stage()  # the write position on the device (a replay moves it there)
 
     def _step(self) -> None:
         self.s.optimizer.zero_grad(set_to_none=True)
@@ -131,12 +139,11 @@ class GraphedStep:
 
     def _body(self) -> None:
         s = self.s
-        z, parts = self.forward(
-            s.model, s.objective, s.memory, self.x, self.draws, (len(self.x),), self.unbiased
-        )
+        _, parts = self.forward(
+            s.model, s.objective, s.memory, self.x, self.draws, (len(self.x),), self.unbiased, True
+        )  # the push into the memory is part of the forward
         parts["loss"].backward()
         s.optimizer.step()
-        s.memory.push_at(z, self.slot)
         self.parts = parts
 
     def _captured(self) -> bool:

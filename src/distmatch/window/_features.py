@@ -132,13 +132,13 @@ class FeatureWindow(MovingWindow):
             self._recount()
 
     @torch.no_grad()
-    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
+    def push_at(self, z: torch.Tensor) -> None:
         """:meth:`MovingWindow.push_at`, with ``S`` moved as :meth:`push` moves it."""
         if self.capacity == 0:
             return
-        leaving = self.codes.index_select(0, self._rows_at(slot, z.shape[0]))  # (B, D)
+        leaving = self.codes.index_select(0, self._rows_at(z.shape[0]))  # (B, D)
         self.feature_sum.add_(self._change(z, leaving))
-        super().push_at(z, slot)
+        super().push_at(z)
 
     def advance(self, b: int) -> None:
         start = self._pointer

@@ -93,8 +93,11 @@ class MovingSketch(nn.Module):
         fresh = mean_features(z.detach().to(self.omega.dtype), self.omega)
         self.sketch.lerp_(fresh, self.decay(z.shape[0]))
 
-    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
-        """:meth:`push` (the moving sketch has no write position; ``slot`` is unused)."""
+    def stage(self) -> None:
+        """Nothing to prepare: the moving sketch has no write position."""
+
+    def push_at(self, z: torch.Tensor) -> None:
+        """:meth:`push` (the moving sketch has no write position)."""
         self.push(z)
 
     def advance(self, b: int) -> None:

@@ -65,6 +65,7 @@ class MovingWindow(nn.Module):
     codes: torch.Tensor
     pointer: torch.Tensor
     filled: torch.Tensor
+    slot: torch.Tensor
 
     def __init__(
         self,
@@ -89,6 +90,10 @@ class MovingWindow(nn.Module):
         self.register_buffer("codes", torch.zeros(n - k, dim, dtype=dtype, device=device))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long, device=device))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long, device=device))
+        # the write position on the device, for push_at (a graph reads and moves it there)
+        slot = torch.zeros((), dtype=torch.long, device=device)
+        self.register_buffer("slot", slot, persistent=False)
+        self._slot_pointer: int | None = None  # the pointer that ``slot`` holds (None: unknown)
         # The counters live in Python: a step neither waits on a device read nor writes the two
         # buffers, which are refreshed whenever the state dict is taken.
         self._pointer = 0
@@ -211,29 +216,40 @@ class MovingWindow(nn.Module):
             self.codes.narrow(0, 0, b - head).copy_(z.narrow(0, head, b - head))
         self._pointer, self._filled = (start + b) % cap, min(self._filled + b, cap)
 
+    def stage(self) -> None:
+        """Makes the device copy of the write position (:attr:`slot`) equal to :attr:`position`'s
+        pointer, for :meth:`push_at`: one small copy after the pointer moved other than by
+        ``push_at`` and :meth:`advance` (:meth:`push`, :meth:`reset`, loading), none otherwise."""
+        if self._slot_pointer != self._pointer:
+            self.slot.fill_(self._pointer)
+            self._slot_pointer = self._pointer
+
     @torch.no_grad()
-    def push_at(self, z: torch.Tensor, slot: torch.Tensor) -> None:
-        """:meth:`push` into a full window, with the write position a device tensor: no host value
-        is read or written, so a CUDA graph can hold it. :meth:`advance` then moves the counters.
+    def push_at(self, z: torch.Tensor) -> None:
+        """:meth:`push` into a full window at the device write position :attr:`slot` (see
+        :meth:`stage`), which it moves on by ``B``: no host value is read or written, so a compiled
+        graph or a CUDA graph can hold the push. :meth:`advance` then moves the host counters.
 
         Args:
             z: (B, D) codes, B <= capacity.
-            slot: 0-d long tensor on the window's device, equal to :attr:`position`'s pointer.
         """
         if self.capacity == 0:
             return
-        rows = self._rows_at(slot, z.shape[0])  # (B,)
+        rows = self._rows_at(z.shape[0])  # (B,)
         self.codes.index_copy_(0, rows, z.detach().to(self.codes.dtype))
+        self.slot.add_(z.shape[0]).remainder_(self.capacity)
 
-    def _rows_at(self, slot: torch.Tensor, b: int) -> torch.Tensor:
+    def _rows_at(self, b: int) -> torch.Tensor:
         """``(slot + i) % capacity`` for i < b: (b,) rows of the buffer, on its device."""
-        return (slot + torch.arange(b, device=self.codes.device)) % self.capacity
+        return (self.slot + torch.arange(b, device=self.codes.device)) % self.capacity
 
     def advance(self, b: int) -> None:
         """Moves the counters as :meth:`push` of ``b <= capacity`` codes into a full window does,
-        after :meth:`push_at` wrote them."""
+        after :meth:`push_at` wrote them (and moved :attr:`slot`)."""
         if self.capacity:
             self._pointer = (self._pointer + b) % self.capacity
+            if self._slot_pointer is not None:
+                self._slot_pointer = (self._slot_pointer + b) % self.capacity
 
     @torch.no_grad()
     def replace(self, rows: torch.Tensor, codes: torch.Tensor) -> None:
