@@ -121,3 +121,35 @@ def test_multi_scale_kernels_agree_between_broadcast_and_loop(kernel, monkeypatc
     (g_looped,) = torch.autograd.grad(looped, x)
     assert abs(float(broadcast.detach() - looped.detach())) < 1e-12
     assert torch.allclose(g_broadcast, g_looped, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["imq", "gaussian", "folded_gaussian"])
+@pytest.mark.parametrize("limit", [None, 0])  # broadcast over the scales, or one at a time
+def test_kernels_without_the_derivative_give_the_same_values(name, limit, monkeypatch):
+    from distmatch.distances import kernels
+
+    if limit is not None:
+        monkeypatch.setattr(kernels, "BROADCAST_LIMIT", limit)
+    d2 = torch.rand(6, 5, dtype=torch.float64) * 4
+    fn, scales = kernels.KERNELS[name]
+    scales = (0.5, 2.0) if name != "folded_gaussian" else scales
+    k, dk = fn(d2, 2, 1.3, scales)
+    k_only, none = fn(d2, 2, 1.3, scales, derivative=False)
+    assert none is None and dk is not None
+    torch.testing.assert_close(k_only, k, rtol=0, atol=0)
+
+
+def test_pair_sum_gradient_of_some_rows_needs_no_second_sample_gradient():
+    from distmatch.distances._pairs import pair_sum
+    from distmatch.distances.kernels import imq_kernel
+
+    def profile(d2, derivative=True):
+        return imq_kernel(d2, 3, 1.0, WAE_SCALES, derivative=derivative)
+
+    x, y = torch.randn(8, 3), torch.randn(6, 3)
+    with pytest.raises(ValueError, match="rows= gives the gradient of u's first rows only"):
+        pair_sum(x, y, profile, 1.0, needs=(True, True), rows=2)
+    value, grad, _ = pair_sum(x, y, profile, 1.0, needs=(True, False), rows=2)
+    full, full_grad, _ = pair_sum(x, y, profile, 1.0, needs=(True, False))
+    torch.testing.assert_close(value, full)
+    torch.testing.assert_close(grad, full_grad[:2])

@@ -89,3 +89,48 @@ def test_skwae_draws_hold_the_prior_sketch_and_give_the_same_cost(gen):
     expected = torch.log((mean_features(codes, omega) - target).square().sum())
     torch.testing.assert_close(with_draws, expected, rtol=1e-6, atol=0)
     torch.testing.assert_close(objective(x, x_rec, codes)["distance"], with_draws, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("model", "dim"), [("cwae", 5), ("cwae", 2), ("cwae", 1), ("wae", 5), ("swae", 5)]
+)
+@pytest.mark.parametrize("fresh", [1, 3])
+def test_fresh_rows_give_the_full_value_and_the_fresh_codes_gradient(model, dim, fresh):
+    """With ``fresh=b`` (a moving window's step: only the first b codes carry a gradient) the term
+    is the same number, and the gradient that reaches the fresh codes is the full one's rows; the
+    stored codes get none. gradcheck checks the fresh rows' gradient against finite differences."""
+    gen = torch.Generator().manual_seed(3)
+    stored = torch.randn(64 - fresh, dim, generator=gen, dtype=torch.float64)
+    z = torch.randn(fresh, dim, generator=gen, dtype=torch.float64, requires_grad=True)
+    objective = AutoencoderObjective(model)
+    draws = objective.draws((64, dim), torch.Generator().manual_seed(4), dtype=torch.float64)
+    x = torch.rand(fresh, 4, generator=gen, dtype=torch.float64)
+
+    def term(codes, rows):
+        return objective(x, x * 0.9, codes, draws=draws, fresh=rows)["distance"]
+
+    full = term(torch.cat([z, stored]), None)
+    (expected,) = torch.autograd.grad(full, z)
+    part = term(torch.cat([z, stored]), fresh)
+    (got,) = torch.autograd.grad(part, z)
+    assert float(part.detach()) == pytest.approx(float(full.detach()), rel=1e-12, abs=1e-15)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-14)
+    assert torch.autograd.gradcheck(
+        lambda fresh_codes: term(torch.cat([fresh_codes, stored]), fresh), (z,)
+    )
+    (stored_grad,) = torch.autograd.grad(
+        term(torch.cat([z, stored.requires_grad_()]), fresh), stored, allow_unused=True
+    )
+    assert stored_grad is None or not stored_grad.any()
+    stored.requires_grad_(False)
+
+
+def test_fresh_rows_of_swae_match_tied_codes_as_a_stable_sort_does():
+    """Tied projections (equal codes, fresh and stored) take distinct ranks: the gradient equals
+    the one of the full matching, whose ties are ordered as a stable sort orders them."""
+    from distmatch.distances._matching import fresh_ranks
+
+    proj = torch.tensor([[0.5, 0.5, -1.0, 0.5, 2.0], [3.0, 1.0, 1.0, 3.0, 0.0]])
+    ranks = fresh_ranks(proj, 3)
+    expected = torch.argsort(torch.argsort(proj, dim=1, stable=True), dim=1)[:, :3]
+    assert torch.equal(ranks, expected)

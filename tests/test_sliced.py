@@ -99,3 +99,26 @@ def test_the_compiled_sliced_distance_and_its_gradient_equal_the_eager_ones(gen)
     value = compiled(x)
     assert torch.allclose(value, eager, rtol=1e-6)
     assert torch.allclose(torch.autograd.grad(value, x)[0], grad, rtol=1e-5, atol=1e-8)
+
+
+def test_the_compiled_distance_of_fresh_rows_equals_the_eager_one(gen):
+    """The moving window's form (``fresh``: sorted projections, ranks of the fresh rows) through
+    torch.compile (NumPy's sort as a custom operator) against the eager form and the full one."""
+    from distmatch._core import compiler_available
+    from distmatch.distances.sliced import sliced_unchecked
+
+    if not compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for torch.compile")
+    z = torch.randn(2, 20, generator=gen, requires_grad=True)
+    stored, y = torch.randn(62, 20, generator=gen), torch.randn(64, 20, generator=gen)
+    theta = distances.random_projections(20, 50)
+
+    def fresh(a):
+        return sliced_unchecked(torch.cat([a, stored]), y, theta, 2.0, fresh=2)
+
+    full = sliced_unchecked(torch.cat([z, stored]), y, theta, 2.0)
+    (expected,) = torch.autograd.grad(full, z)
+    for fn in (fresh, torch.compile(fresh)):
+        value = fn(z)
+        torch.testing.assert_close(value, full, rtol=1e-6, atol=0)
+        torch.testing.assert_close(torch.autograd.grad(value, z)[0], expected, rtol=1e-5, atol=1e-8)

@@ -100,25 +100,31 @@ def draw(
     return Draws(prior, theta.to(device))
 
 
-def cwae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
-    """``log`` of the closed-form Cramér–Wold distance of the codes to N(0, I) (unscaled)."""
+def cwae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
+    """``log`` of the closed-form Cramér–Wold distance of the codes to N(0, I) (unscaled).
+
+    ``fresh`` (every term): only the first ``fresh`` rows of ``codes`` carry a gradient (the
+    window's stored codes are constants), so the term computes the gradient of those rows only.
+    """
     del draws  # closed form: no draws
     # The codes come from the window's join: shape checked there; non-finite codes make the loss
     # non-finite, which training stops on. So the per-step validation is skipped.
     gamma = distances.silverman_gamma(codes.shape[0])
-    return torch.log(normality_unchecked(codes, gamma))
+    return torch.log(normality_unchecked(codes, gamma, fresh=fresh))
 
 
-def wae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
+def wae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
     """Unbiased IMQ MMD between the codes and as many fresh prior draws (WAE-MMD)."""
     # validation skipped as for cwae_term
-    return mmd_unchecked(codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True)
+    return mmd_unchecked(
+        codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True, fresh=fresh
+    )  # fmt: skip
 
 
-def swae_term(codes: torch.Tensor, draws: Draws) -> torch.Tensor:
+def swae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
     """Sliced ``W_2^2`` between the codes and as many fresh prior draws, fresh directions."""
     theta = draws.theta / draws.theta.norm(dim=0, keepdim=True)  # (D, L) unit directions
-    return sliced_unchecked(codes, draws.prior, theta, p=2.0)  # unchecked, as cwae_term
+    return sliced_unchecked(codes, draws.prior, theta, p=2.0, fresh=fresh)  # unchecked
 
 
 def skwae_term(
@@ -128,9 +134,11 @@ def skwae_term(
     dim: int | None = None,
     m: int = SKETCH_FREQUENCIES,
     bandwidth: float | None = None,
+    fresh: int | None = None,
 ) -> torch.Tensor:
     """``log`` of the squared sketch distance of the joined codes (n, D), or of a joined sketch
-    (2m,), to N(0, I).
+    (2m,), to N(0, I). (``fresh`` is not needed: autograd takes the gradient through the mean
+    features, of the fresh rows only.)
 
     The log, as CWAE takes the log of the CW distance: it keeps the term's gradient in proportion
     as the distance shrinks (on the digits with z = 4, 360 steps: CW distance 0.18 with the log,
@@ -253,6 +261,7 @@ class AutoencoderObjective:
         *,
         draws: Draws | None = None,
         gradient_weight: float = 1.0,
+        fresh: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Computes ``loss = reconstruction + lam * distance``.
 
@@ -267,6 +276,9 @@ class AutoencoderObjective:
                 graph; the same values as drawing here from the same generator state.
             gradient_weight: multiplies the gradient of the distance term, not its value (see
                 :meth:`from_mean_error`); 1 leaves the cost as it is.
+            fresh: only the first ``fresh`` rows of ``codes`` carry a gradient (the window's
+                stored codes are detached): the term computes the gradient of those rows only.
+                ``None``: every row.
 
         Returns:
             dict with 0-d tensors ``loss``, ``reconstruction`` and ``distance`` (the distance term
@@ -274,7 +286,7 @@ class AutoencoderObjective:
         """
         errors = reconstruction_errors(x, x_rec).mean()
         return self.from_mean_error(
-            errors, codes, generator, draws=draws, gradient_weight=gradient_weight
+            errors, codes, generator, draws=draws, gradient_weight=gradient_weight, fresh=fresh
         )
 
     def draws(
@@ -308,6 +320,7 @@ class AutoencoderObjective:
         *,
         draws: Draws | None = None,
         gradient_weight: float = 1.0,
+        fresh: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """The parts from the batch's mean per-image error (e.g. all-reduced over ranks).
 
@@ -325,7 +338,7 @@ class AutoencoderObjective:
             draws = self.draws(
                 tuple(codes.shape), generator, dtype=codes.dtype, device=codes.device
             )
-        term = LATENT_DISTANCES[self.model](codes, draws, **self.options)
+        term = LATENT_DISTANCES[self.model](codes, draws, fresh=fresh, **self.options)
         if gradient_weight != 1.0:  # value: term; gradient: gradient_weight * d term
             in_loss = term + (gradient_weight - 1.0) * (term - term.detach())
         else:
@@ -343,6 +356,7 @@ def global_objective(
     *,
     draws: Draws | None = None,
     gradient_weight: float = 1.0,
+    fresh: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """The parts of ``objective`` for a global batch split over the ranks, the same on every rank.
 
@@ -366,8 +380,9 @@ def global_objective(
             not given.
         draws: the step's draws made beforehand (:meth:`AutoencoderObjective.draws`).
         gradient_weight: multiplies the distance term's gradient (the unbiased window weight).
+        fresh: the rows of ``codes`` that carry a gradient (the gathered fresh codes), first.
     """
-    options = {"draws": draws, "gradient_weight": gradient_weight}
+    options = {"draws": draws, "gradient_weight": gradient_weight, "fresh": fresh}
     if not distributed.is_active():
         return objective(x, x_rec, codes, generator, **options)
     errors = reconstruction_errors(x, x_rec)  # (B_r,)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["matched_gaps"]
+__all__ = ["matched_gaps", "sorted_rows"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
@@ -69,3 +69,40 @@ _numpy_gaps = torch.library.custom_op(
 @_numpy_gaps.register_fake
 def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(a)
+
+
+def sorted_rows(a: torch.Tensor) -> torch.Tensor:
+    """``a`` sorted along its last dimension, values only (no gradient); NumPy's sort on the CPU,
+    as :func:`matched_gaps` (a custom operator inside compiled graphs)."""
+    if a.device.type == "cpu" and a.dtype in _NUMPY_DTYPES:
+        rows = _numpy_sorted if torch.compiler.is_compiling() else _numpy_sorted_eager
+        return rows(a.detach())
+    return torch.sort(a.detach(), dim=-1).values
+
+
+def _numpy_sorted_eager(a: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(np.sort(a.contiguous().numpy(), axis=-1))
+
+
+_numpy_sorted = torch.library.custom_op(
+    "distmatch::sorted_rows", _numpy_sorted_eager, mutates_args=(), device_types="cpu"
+)
+
+
+@_numpy_sorted.register_fake
+def _(a: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(a)
+
+
+def fresh_ranks(proj: torch.Tensor, b: int) -> torch.Tensor:
+    """The ranks of the first ``b`` entries of every row of ``proj`` (L, N) within their row:
+    ``#{j: a_j < a_i} + #{j < i: a_j = a_i}``, so that tied entries take distinct ranks, as a
+    stable sort orders them. (L, b) long."""
+    fresh = proj[:, :b, None]  # (L, b, 1)
+    below = (proj[:, None, :] < fresh).sum(dim=-1)  # (L, b)
+    if b == 1:
+        return below
+    order = torch.arange(b, device=proj.device)
+    earlier = order[None, :] < order[:, None]  # (b, b): j before i
+    ties = ((proj[:, None, :b] == fresh) & earlier).sum(dim=-1)  # (L, b)
+    return below + ties

@@ -124,19 +124,39 @@ def cramer_wold_normality(
     return normality_unchecked(z, _gamma(gamma, z.shape[0]), scaled)
 
 
-def normality_unchecked(z: torch.Tensor, gamma: float, scaled: bool = False) -> torch.Tensor:
+def normality_unchecked(
+    z: torch.Tensor, gamma: float, scaled: bool = False, fresh: int | None = None
+) -> torch.Tensor:
     """:func:`cramer_wold_normality` without validation, for callers that own their input.
 
     The training objective calls this on the joined codes every step: their shape is known, and a
-    non-finite code shows up as a non-finite loss, which the training loop stops on.
+    non-finite code shows up as a non-finite loss, which the training loop stops on. ``fresh``:
+    only the first ``fresh`` rows carry a gradient (a moving window's fresh codes; the stored
+    ones are constants), so only their rows of the gradient are computed.
     """
-    return fused(partial(_normality_value_and_grad, gamma=gamma, scaled=scaled), (z,))
+    value_and_grad = partial(_normality_value_and_grad, gamma=gamma, scaled=scaled)
+    if fresh is None or fresh >= z.shape[0]:
+        return fused(value_and_grad, (z,))
+
+    def compute(z_fresh, stored, *, needs):
+        value, (grad,) = value_and_grad(
+            torch.cat([z_fresh, stored]), needs=needs[:1], rows=z_fresh.shape[0]
+        )
+        return value, (grad, None)
+
+    return fused(compute, (z[:fresh], z[fresh:].detach()))
 
 
 def _normality_value_and_grad(
-    z: torch.Tensor, *, needs: tuple[bool, ...], gamma: float, scaled: bool
+    z: torch.Tensor,
+    *,
+    needs: tuple[bool, ...],
+    gamma: float,
+    scaled: bool,
+    rows: int | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor | None]]:
-    """Value of the closed form and its gradient with respect to ``z``.
+    """Value of the closed form and its gradient with respect to ``z`` (its first ``rows`` rows
+    only, if given).
 
     With ``d_ij = |z_i - z_j|^2``, ``r_i = |z_i|^2``, ``w_p = c / (N^2 sqrt(gamma))`` and
     ``w_n = -2 c / (N sqrt(gamma + 1/2))`` (``c`` the normalisation)::
@@ -153,14 +173,16 @@ def _normality_value_and_grad(
     constant = scale / math.sqrt(1.0 + gamma)
     if dim <= 2:
         # Exact phi: the generic pair sum. Codes sit around the origin: no centring.
-        def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def profile(d2: torch.Tensor, derivative: bool = True):
             return phi_and_derivative(d2, dim, 1.0 / (4.0 * gamma))
 
-        pairs, grad, _ = pair_sum(z, None, profile, w_pairs, needs=(*needs, False), center=False)
+        pairs, grad, _ = pair_sum(
+            z, None, profile, w_pairs, needs=(*needs, False), center=False, rows=rows
+        )  # fmt: skip
         value, slope = phi_and_derivative((z * z).sum(dim=1), dim, 1.0 / (2.0 + 4.0 * gamma))
         total = pairs + (w_norms * value.sum() + constant)
         if needs[0]:
-            grad += (slope * (2.0 * w_norms))[:, None] * z  # (N, D)
+            grad += (slope[:rows] * (2.0 * w_norms))[:, None] * z[:rows]  # (N or rows, D)
         return total, (grad,)
     # Asymptotic phi(t) = (1 + a t)^(-1/2), a = 4 / (2D - 3), written with as few tensor operations
     # as possible: at n = 64 each one costs more than its arithmetic.
@@ -177,9 +199,9 @@ def _normality_value_and_grad(
         return total, (None,)
     # phi' = -(b/2) phi^3; grad_i = 4 w_p (-(b_p/2)) (rowsum(K3)_i z_i - (K3 z)_i) + 2 w_n (-(b_n/2)) v_i^3 z_i
     c_pairs = -2.0 * w_pairs * b_pairs
-    k3 = k.pow_(3)
-    diagonal = k3.sum(dim=1).mul_(c_pairs).add_(v.pow_(3), alpha=-w_norms * b_norms)  # (N,)
-    grad = torch.addmm(diagonal[:, None] * z, k3, z, alpha=-c_pairs)  # (N, D)
+    k3 = k[:rows].pow_(3)  # (N or rows, N)
+    diagonal = k3.sum(dim=1).mul_(c_pairs).add_(v[:rows].pow_(3), alpha=-w_norms * b_norms)
+    grad = torch.addmm(diagonal[:, None] * z[:rows], k3, z, alpha=-c_pairs)  # (N or rows, D)
     return total, (grad,)
 
 
@@ -225,7 +247,7 @@ def cramer_wold(
     gamma = _gamma(gamma, (n + m) / 2.0)
     scale = (1.0 / (2.0 * math.sqrt(math.pi)) if scaled else 1.0) / math.sqrt(gamma)
 
-    def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def profile(d2: torch.Tensor, derivative: bool = True):
         return phi_and_derivative(d2, dim, 1.0 / (4.0 * gamma))
 
     def compute(x, y, *, needs):

@@ -2,9 +2,9 @@
 
 Each kernel maps a matrix of squared distances ``d2 = |x_i - y_j|^2`` to the kernel matrix, summed
 over a tuple of scales ``s``, and returns its derivative with respect to ``d2`` beside it (the
-distances build their gradients in closed form from it). ``bandwidth`` enters every kernel the same
-way: it multiplies each scale, so a kernel with ``bandwidth=b`` and scales ``s`` equals one with
-``bandwidth=1`` and scales ``b*s``.
+distances build their gradients in closed form from it), or None for ``derivative=False``.
+``bandwidth`` enters every kernel the same way: it multiplies each scale, so a kernel with
+``bandwidth=b`` and scales ``s`` equals one with ``bandwidth=1`` and scales ``b*s``.
 
 ``KERNELS`` is the table of contents: name -> (kernel function, default scales).
 """
@@ -77,8 +77,13 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def imq_kernel(
-    d2: torch.Tensor, dim: int, bandwidth: float, scales: tuple[float, ...]
-) -> tuple[torch.Tensor, torch.Tensor]:
+    d2: torch.Tensor,
+    dim: int,
+    bandwidth: float,
+    scales: tuple[float, ...],
+    *,
+    derivative: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inverse multiquadratic kernel of WAE-MMD, summed over scales, and its derivative.
 
     ``k(x, y) = sum_s C_s / (C_s + |x - y|^2)``,  ``C_s = 2 * D * bandwidth^2 * s``;
@@ -92,6 +97,7 @@ def imq_kernel(
         dim: D, the number of features.
         bandwidth: prior standard deviation; ``C`` grows with its square.
         scales: the factors ``s``.
+        derivative: also compute ``dk`` (else it is None).
 
     Returns:
         ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
@@ -101,20 +107,28 @@ def imq_kernel(
         c = _scale_column(d2, [base * s for s in scales])  # (S, 1, 1)
         t = c / (d2 + c)  # (S, N, M)
         k = t.sum(dim=0)
+        if not derivative:
+            return k, None
         return k, t.square_().div_(c).sum(dim=0).neg_()
     k = torch.zeros_like(d2)  # (N, M)
-    dk = torch.zeros_like(d2)  # (N, M)
+    dk = torch.zeros_like(d2) if derivative else None  # (N, M)
     for s in scales:
         c = base * s
         t = c / (c + d2)  # (N, M)
         k += t
-        dk -= t * t / c
+        if derivative:
+            dk -= t * t / c
     return k, dk
 
 
 def gaussian_kernel(
-    d2: torch.Tensor, dim: int, bandwidth: float, scales: tuple[float, ...]
-) -> tuple[torch.Tensor, torch.Tensor]:
+    d2: torch.Tensor,
+    dim: int,
+    bandwidth: float,
+    scales: tuple[float, ...],
+    *,
+    derivative: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gaussian kernel, summed over scales, and its derivative.
 
     ``k(x, y) = sum_s exp(-|x - y|^2 / (2 * (bandwidth * s)^2))``;
@@ -127,6 +141,7 @@ def gaussian_kernel(
         dim: D, unused (kept so that all kernels share one signature).
         bandwidth: standard deviation of the kernel at scale 1.
         scales: the factors ``s``.
+        derivative: also compute ``dk`` (else it is None).
 
     Returns:
         ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
@@ -136,20 +151,26 @@ def gaussian_kernel(
         rate = _scale_column(d2, [-1.0 / (2.0 * (bandwidth * s) ** 2) for s in scales])  # (S, 1, 1)
         t = torch.exp(d2 * rate)  # (S, N, M)
         k = t.sum(dim=0)
-        return k, t.mul_(rate).sum(dim=0)
+        return k, (t.mul_(rate).sum(dim=0) if derivative else None)
     k = torch.zeros_like(d2)  # (N, M)
-    dk = torch.zeros_like(d2)  # (N, M)
+    dk = torch.zeros_like(d2) if derivative else None  # (N, M)
     for s in scales:
         two_var = 2.0 * (bandwidth * s) ** 2
         t = torch.exp(-d2 / two_var)  # (N, M)
         k += t
-        dk -= t / two_var
+        if derivative:
+            dk -= t / two_var
     return k, dk
 
 
 def folded_gaussian_kernel(
-    d2: torch.Tensor, dim: int, bandwidth: float, scales: tuple[float, ...]
-) -> tuple[torch.Tensor, torch.Tensor]:
+    d2: torch.Tensor,
+    dim: int,
+    bandwidth: float,
+    scales: tuple[float, ...],
+    *,
+    derivative: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The kernel of random Fourier features with folded-Gaussian radii, in 2-D, summed over scales.
 
     Frequencies ``w = R u / b`` with ``R = |N(0, 1)|`` and ``u`` uniform on the circle give, for
@@ -162,6 +183,7 @@ def folded_gaussian_kernel(
         dim: must be 2 (the closed form holds in the plane only).
         bandwidth: the frequency law's bandwidth ``b``.
         scales: factors applied to ``bandwidth``.
+        derivative: also compute ``dk`` (else it is None).
 
     Returns:
         ``(k, dk)``: (N, M) kernel matrix and its derivative with respect to ``d2``.
@@ -172,19 +194,19 @@ def folded_gaussian_kernel(
     if dim != 2:
         raise ValueError(f"the folded_gaussian kernel needs D = 2 features; got D = {dim}.")
     k = torch.zeros_like(d2)  # (N, M)
-    dk = torch.zeros_like(d2)  # (N, M)
+    dk = torch.zeros_like(d2) if derivative else None  # (N, M)
     for s in scales:
         c = 1.0 / (4.0 * (bandwidth * s) ** 2)
         t = d2 * c  # (N, M)
         value = torch.special.i0e(t)
         k += value
-        dk += (torch.special.i1e(t) - value) * c
+        if derivative:
+            dk += (torch.special.i1e(t) - value) * c
     return k, dk
 
 
-KernelFn = Callable[
-    [torch.Tensor, int, float, tuple[float, ...]], tuple[torch.Tensor, torch.Tensor]
-]
+# (d2, dim, bandwidth, scales, *, derivative=True) -> (kernel values, derivative or None)
+KernelFn = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 KERNELS: dict[str, tuple[KernelFn, tuple[float, ...]]] = {
     "imq": (imq_kernel, WAE_SCALES),

@@ -86,17 +86,23 @@ def mmd_unchecked(
     bandwidth: float,
     scales: tuple[float, ...],
     unbiased: bool,
+    fresh: int | None = None,
 ) -> torch.Tensor:
-    """:func:`mmd` without validation, for callers that own their inputs (the training objective)."""
+    """:func:`mmd` without validation, for callers that own their inputs (the training objective).
+
+    ``fresh``: only the first ``fresh`` rows of ``x`` carry a gradient (a moving window's fresh
+    codes; the rest are its stored codes, constants): the kernel's derivative is computed on
+    their rows only, and no gradient reaches ``x[fresh:]``. ``y`` must then need none.
+    """
     n, dim = x.shape
     m = y.shape[0]
+    w_xx = 1.0 / (n * (n - 1)) if unbiased else 1.0 / (n * n)
+    w_yy = 1.0 / (m * (m - 1)) if unbiased else 1.0 / (m * m)
 
-    def profile(d2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return kernel_fn(d2, dim, bandwidth, scales)
+    def profile(d2: torch.Tensor, derivative: bool = True):
+        return kernel_fn(d2, dim, bandwidth, scales, derivative=derivative)
 
     def compute(x, y, *, needs):
-        w_xx = 1.0 / (n * (n - 1)) if unbiased else 1.0 / (n * n)
-        w_yy = 1.0 / (m * (m - 1)) if unbiased else 1.0 / (m * m)
         xx, g_xx, _ = pair_sum(x, None, profile, w_xx, exclude_diagonal=unbiased, needs=needs)
         yy, g_yy, _ = pair_sum(y, None, profile, w_yy, exclude_diagonal=unbiased, needs=needs[::-1])
         xy, g_x, g_y = pair_sum(x, y, profile, -2.0 / (n * m), needs=needs)
@@ -104,4 +110,16 @@ def mmd_unchecked(
         grad_y = g_yy + g_y if needs[1] else None
         return xx + yy + xy, (grad_x, grad_y)
 
-    return fused(compute, (x, y))
+    def compute_fresh(x_fresh, stored, y, *, needs):
+        x, b = torch.cat([x_fresh, stored]), x_fresh.shape[0]
+        needs_x = (needs[0], False)
+        xx, g_xx, _ = pair_sum(
+            x, None, profile, w_xx, exclude_diagonal=unbiased, needs=needs_x, rows=b
+        )  # fmt: skip
+        yy, _, _ = pair_sum(y, None, profile, w_yy, exclude_diagonal=unbiased, needs=(False, False))
+        xy, g_x, _ = pair_sum(x, y, profile, -2.0 / (n * m), needs=needs_x, rows=b)
+        return xx + yy + xy, (g_xx + g_x if needs[0] else None, None, None)
+
+    if fresh is None or fresh >= n or y.requires_grad:
+        return fused(compute, (x, y))
+    return fused(compute_fresh, (x[:fresh], x[fresh:].detach(), y))

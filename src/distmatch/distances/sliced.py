@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._core import check_pair, check_positive, check_positive_int, check_samples, fused
-from ._matching import matched_gaps
+from ._matching import fresh_ranks, matched_gaps, sorted_rows
 
 __all__ = ["random_projections", "sliced_wasserstein"]
 
@@ -107,12 +107,15 @@ def sliced_wasserstein(
 
 
 def sliced_unchecked(
-    x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, p: float = 2.0
+    x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, p: float = 2.0, fresh: int | None = None
 ) -> torch.Tensor:
     """:func:`sliced_wasserstein` on given (D, L) directions ``theta``, without validation.
 
     For callers that own their inputs (the training objective). ``theta`` is a constant: no
-    gradient flows to the directions.
+    gradient flows to the directions. ``fresh``: only the first ``fresh`` rows of ``x`` carry a
+    gradient (a moving window's fresh codes; the rest are its stored codes, constants), and
+    ``y`` none. The value then needs the sorted projections only, ``mean |sort(x θ) - sort(y θ)|^p``,
+    and the gradient the rank of each fresh projection in its row (no matching of the others).
     """
 
     directions = theta.T  # (L, D)
@@ -130,4 +133,19 @@ def sliced_unchecked(
         grad_y = gradient(matched_gaps(y_proj, x_proj)) if needs[1] else None
         return gaps.abs().pow(p).mean(), (grad_x, grad_y)
 
-    return fused(compute, (x, y))
+    def compute_fresh(x_fresh, stored, y, *, needs):
+        b = x_fresh.shape[0]
+        x_proj = directions @ torch.cat([x_fresh, stored]).T  # (L, N)
+        both = sorted_rows(torch.stack([x_proj, directions @ y.T]))  # (2, L, N)
+        gaps = both[0] - both[1]  # (L, N): sorted x minus sorted y
+        value = gaps.abs().pow(p).mean()
+        if not needs[0]:
+            return value, (None, None, None)
+        matched = both[1].gather(1, fresh_ranks(x_proj, b))  # (L, b): the y of each fresh x
+        fresh_gaps = x_proj[:, :b] - matched  # (L, b)
+        slope = (p / gaps.numel()) * fresh_gaps.abs().pow(p - 1) * fresh_gaps.sign()
+        return value, (slope.T @ directions, None, None)  # (b, D)
+
+    if fresh is None or fresh >= x.shape[0] or y.requires_grad:
+        return fused(compute, (x, y))
+    return fused(compute_fresh, (x[:fresh], x[fresh:].detach(), y))
