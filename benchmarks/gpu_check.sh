@@ -21,7 +21,8 @@ OUT=${OUT:-benchmarks/out/gpu}
 DATA=${DATA:-data}
 DRY=${DRY:-}
 PART=${PART:-all}
-RUNS=${RUNS:-${TMPDIR:-/tmp}/distmatch-gpu}  # run folders: OUT keeps only the few files above
+# run folders (OUT keeps only the few files above): a fresh one each time, unless RUNS is given
+RUNS=${RUNS:-$(mktemp -d "${TMPDIR:-/tmp}/distmatch-gpu.XXXXXX")}
 mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python}
