@@ -52,8 +52,8 @@ fi
 
 if [ "$PART" != 1 ]; then
     # 3. Sketching throughput against the bare product, eager and compiled.
-    step sketch 60 sketch.txt "$py" benchmarks/sketch_throughput.py --device "$device" --n "$sketch_n" \
-        --repeats 3 --pycle-n 500 --other-batches 2000,500
+    step sketch 90 sketch.txt "$py" benchmarks/sketch_throughput.py --device "$device" --n "$sketch_n" \
+        --repeats 3 --pycle-n 500 --other-batches 2000,500 --fused
 
     # 4. Training commands: steps/s of train at k = 1 on MNIST, and fit-sketch's evaluation share.
     if [ -d "$DATA/mnist" ]; then

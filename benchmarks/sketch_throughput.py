@@ -7,6 +7,8 @@ Measured in one process, the methods interleaved in each of ``--repeats`` rounds
 - ``sketch+compile``: the same with ``compile=True`` (compilation is done before timing);
 - ``sketch+compile b=B``: the same in chunks of ``B`` rows (``--other-batches``): on a GPU, chunks
   whose (B, m) phases fit in its L2 cache are read back from there;
+- ``sketch+fused``: the same with ``fused=True`` (``--fused``; CUDA and Triton): product, cosines,
+  sines and sums in one Triton kernel per chunk, no (B, m) phases written;
 - ``x@Omega``: the bare product ``x Omega`` over the same 10,000-row chunks (a fresh output each);
 - ``mm(out=)``: the same product written into one preallocated output (pure arithmetic cost);
 - ``pycle``: ``computeSketch`` with ``SimpleFeatureMap("ComplexExponential", Omega)`` on the first
@@ -29,7 +31,7 @@ from collections.abc import Callable
 
 import torch
 
-from distmatch.sketch import FourierFeatures, sketch_dataset, sketch_distance
+from distmatch.sketch import FourierFeatures, fused_available, sketch_dataset, sketch_distance
 
 M = 10_000
 BATCH = 10_000
@@ -58,10 +60,11 @@ def sketch_methods(x: torch.Tensor, features: FourierFeatures, device: torch.dev
             chunk = x[i : i + BATCH].to(device)
             torch.mm(chunk, omega, out=out[: len(chunk)])
 
-    def ours(compile: bool = False, batch: int = BATCH) -> Callable[[], object]:
+    def ours(compile: bool = False, batch: int = BATCH, fused: bool = False):
         return lambda: sketch_dataset(
-            x, features, batch_size=batch, device=device, progress=False, compile=compile
-        )
+            x, features, batch_size=batch, device=device, progress=False, compile=compile,
+            fused=fused,
+        )  # fmt: skip
 
     methods = {"sketch": ours(), "x@Omega": bare, "mm(out=)": bare_out}
     if not args.no_compile:
@@ -79,6 +82,18 @@ def sketch_methods(x: torch.Tensor, features: FourierFeatures, device: torch.dev
                 f"max |mean difference| to eager {gap:.1e}"
             )
             methods["sketch+compile"] = ours(True)
+    if args.fused:
+        if not fused_available(device):
+            print(f"  --fused: needs CUDA and Triton; not timed on {device}")
+        else:
+            start = time.perf_counter()
+            fused = ours(fused=True)()  # builds the kernel (and runs once)
+            gap = float((fused.mean - ours(False)().mean).abs().max())
+            print(
+                f"  fused kernel: first call {time.perf_counter() - start:.1f} s; "
+                f"max |mean difference| to eager {gap:.1e}"
+            )
+            methods["sketch+fused"] = ours(fused=True)
     for batch in args.other_batches:  # smaller chunks: their phases may stay in the cache
         methods[f"sketch+compile b={batch}"] = ours(not args.no_compile, batch)
     return methods
@@ -179,6 +194,9 @@ def main() -> None:
     parser.add_argument("--pycle-n", type=int, default=2_000, help="samples given to pycle")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.add_argument("--no-compile", action="store_true", help="skip compile=True")
+    parser.add_argument(
+        "--fused", action="store_true", help="also time fused=True (CUDA and Triton)"
+    )
     parser.add_argument(
         "--other-batches",
         default="",

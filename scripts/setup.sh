@@ -2,7 +2,7 @@
 # Sets up a virtual environment with distmatch installed in editable mode.
 #
 #   bash scripts/setup.sh          # the library and the `distmatch` command
-#   bash scripts/setup.sh --test   # plus pytest, ruff and the reference libraries (POT, GeomLoss)
+#   bash scripts/setup.sh --test   # plus pytest, ruff, the reference libraries (POT, GeomLoss) and Triton
 #
 # torch is installed first and pinned, so that no later requirement pulls another build.
 # Override with TORCH_SPEC (e.g. "torch==2.13.0") and PIP_EXTRA_ARGS (e.g. an --index-url).

@@ -109,6 +109,11 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="seed of the frequencies and of toy draws (0)"
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    p.add_argument(
+        "--fused-kernel",
+        action="store_true",
+        help="on CUDA: product, cos, sin and sums in one Triton kernel per chunk (needs Triton)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the sketch file, .npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -142,6 +147,10 @@ def run_sketch(args: argparse.Namespace) -> int:
     every = torch.arange(source.count)
     shard = _shard_rows(args.shard, source.count, args.batch_size) if args.shard else slice(None)
     with distributed.process_group(args.device) as device:
+        if args.fused_kernel and not sk.fused_available(device):
+            raise UsageError(
+                f"--fused-kernel needs a CUDA device and Triton; got device {device.type}."
+            )
         # A data-dependent scale is that of the whole data set, whatever the shard or the rank.
         scale = fixed_scale or sk.unit_ball_scaling(
             source.rows(every, args.batch_size), batch_size=args.batch_size, across_ranks=True
@@ -175,6 +184,7 @@ def run_sketch(args: argparse.Namespace) -> int:
                 device=device,
                 progress=not args.no_progress,
                 across_ranks=True,
+                fused=args.fused_kernel,
             )
             sketches.append((label, sketch))
         seconds = time.perf_counter() - started

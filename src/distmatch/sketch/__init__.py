@@ -28,6 +28,7 @@ models", 2018; the pycle 1.2 toolbox.
 
 from ._bandwidth import estimate_bandwidth
 from ._features import QUANTIZED_GAIN, FourierFeatures, mean_features
+from ._fused import fused_available, fused_feature_sums
 from ._gaussian import gaussian_mixture_sketch, gaussian_sketch
 from ._io import FORMAT_VERSION, SketchError
 from ._laws import CLGN_BANDWIDTH, CLGN_FREQUENCIES, LAWS, SCALES
@@ -89,6 +90,8 @@ __all__ = [
     "default_frequencies",
     "estimate_bandwidth",
     "file_fingerprint",
+    "fused_available",
+    "fused_feature_sums",
     "gaussian_mixture_sketch",
     "gaussian_sketch",
     "mean_features",

@@ -293,11 +293,17 @@ class FeatureSummer:
     The phases ``t = x Omega + xi`` of each block of rows are written into a reused ``(rows, m)``
     buffer (fresh buffers of this size cost page faults on every block on CPU, as much as the
     cosines themselves); then either the compiled :func:`_phase_sums` reads them once, or eager
-    code writes the sines into a second buffer and the cosines in place and sums both.
+    code writes the sines into a second buffer and the cosines in place and sums both. With
+    ``fused``, float32 chunks go through one Triton kernel that never writes the phases
+    (:mod:`distmatch.sketch._fused`).
     """
 
-    def __init__(self, features: FourierFeatures, center, scale, device, compile: bool) -> None:
+    def __init__(
+        self, features: FourierFeatures, center, scale, device, compile: bool, fused: bool = False
+    ) -> None:
         self.device = torch.device(device)
+        # float32 chunks through one Triton kernel per chunk (no phases written): see _fused
+        self.fused = fused
         self.dim, self.m, self.quantized = features.dim, features.n_frequencies, features.quantized
         self._omega = features.frequencies.detach().to(self.device)  # (D, m)
         self._dither = features.dither.detach().to(self.device)  # (m,)
@@ -326,6 +332,12 @@ class FeatureSummer:
         if x.dtype not in self._params:
             self._params[x.dtype] = (self._omega.to(x.dtype), self._dither.to(x.dtype))
         omega, dither = self._params[x.dtype]
+        if self.fused and x.dtype == torch.float32:
+            from ._fused import fused_feature_sums
+
+            self.total += fused_feature_sums(x.contiguous(), omega, dither, self.quantized)
+            self.count += x.shape[0]
+            return
         for start in range(0, x.shape[0], self.rows):
             block = x[start : start + self.rows]  # (n, D)
             t = phases(block, omega, dither, out=self._workspace(0, block.shape[0], x.dtype))

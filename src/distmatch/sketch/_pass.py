@@ -18,6 +18,7 @@ from .. import distributed
 from .._core import check_positive_int, compiler_available, resolve_device
 from ._chunks import as_chunk, chunks
 from ._features import FeatureSummer, FourierFeatures
+from ._fused import fused_available
 from ._laws import check_vector
 from ._sketch import Sketch
 
@@ -58,6 +59,7 @@ def sketch_dataset(
     progress: bool = True,
     compile: bool | str = "auto",
     across_ranks: bool = False,
+    fused: bool = False,
 ) -> Sketch:
     """Sketch of a whole data set in one pass: ``Sketch(features, center, scale).update(...)``.
 
@@ -93,6 +95,11 @@ def sketch_dataset(
             ``n_r`` are all-reduced (2m + 1 float64): the result equals the one-pass sketch up to
             float64 round-off. Frequencies and scaling must be the same on every rank (checked);
             the progress bar is rank 0's.
+        fused: on CUDA, each float32 chunk through one Triton kernel that computes the product,
+            the cosines, the sines and their column sums in registers, never writing the (B, m)
+            phases (:mod:`distmatch.sketch._fused`); needs Triton. Off by default until it is
+            timed against the compiled sums on a GPU (``benchmarks/sketch_throughput.py
+            --fused``). Float64 data take the other path.
 
     Returns:
         The :class:`Sketch` (on CPU).
@@ -117,7 +124,13 @@ def sketch_dataset(
         compile = device.type == "cuda" and compiler_available(device)
     elif not isinstance(compile, bool):
         raise ValueError(f"compile must be True, False or 'auto'; got {compile!r}.")
-    summer = FeatureSummer(features, sketch.center, sketch.scale, device, compile)
+    if fused and not fused_available(device):
+        raise ValueError(
+            f"fused=True needs a CUDA device and Triton; got device {device.type}"
+            + ("" if device.type != "cuda" else " without Triton")
+            + "."
+        )
+    summer = FeatureSummer(features, sketch.center, sketch.scale, device, compile, fused)
     start = time.perf_counter()
     shown = progress and (not ranks or distributed.is_main())
     with tqdm(

@@ -1,0 +1,132 @@
+"""The features' column sums of a block of rows in one GPU kernel (Triton), with no (N, m) phases.
+
+For rows ``x`` (N, D), frequencies ``Omega`` (D, m) and dither ``xi`` (m,)::
+
+    S_cos[j] = sum_i cos(x_i . Omega_j + xi_j),      S_sin[j] = sum_i sin(x_i . Omega_j + xi_j)
+
+(or the sums of their signs, for quantized features). Each program of the kernel takes a tile of
+``ROWS`` rows by ``FREQS`` frequencies: it accumulates the product over D in registers (float32,
+IEEE products: no TF32, whose 10-bit mantissa would move phases of hundreds of radians by tenths of
+a radian), adds the dither, takes the cosine and the sine and sums the tile's rows. The tile sums of
+each block of rows go to a (row blocks, 2, m) buffer, which one float64 sum reduces: the result
+does not depend on the order in which programs run (no atomic additions).
+
+The compiled path of :class:`~distmatch.sketch._features.FeatureSummer` writes the (rows, m) phases
+of a product and reads them back once; this kernel never writes them. On CPU tensors it runs in
+Triton's interpreter, in a process started with ``TRITON_INTERPRET=1`` (slow: for tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+__all__ = ["fused_available", "fused_feature_sums"]
+
+ROWS = 64  # rows of a tile (and of a block whose sums are kept apart)
+FREQS = 64  # frequencies of a tile
+DEPTH = 32  # features taken per step of the product
+
+
+def fused_available(device: torch.device | str) -> bool:
+    """Whether :func:`fused_feature_sums` can run on ``device`` as a GPU kernel: CUDA and Triton."""
+    if torch.device(device).type != "cuda":
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def fused_feature_sums(
+    x: torch.Tensor, omega: torch.Tensor, dither: torch.Tensor, quantized: bool = False
+) -> torch.Tensor:
+    """``[sum_i cos(x_i Omega + xi); sum_i sin(x_i Omega + xi)]`` (or their signs): (2, m) float64.
+
+    Args:
+        x: (N, D) float32 rows on a CUDA device (or the CPU, in Triton's interpreter: a process
+            started with ``TRITON_INTERPRET=1``).
+        omega: (D, m) float32 frequencies, same device.
+        dither: (m,) float32 dither, same device.
+        quantized: sum the signs of the cosines and sines (universal 1-bit features).
+
+    Raises:
+        ValueError: shapes, dtypes or devices that do not fit.
+    """
+    if x.dim() != 2 or omega.dim() != 2 or omega.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"x must be (N, D) and omega (D, m); got {tuple(x.shape)} and {tuple(omega.shape)}."
+        )
+    m = omega.shape[1]
+    tensors = {"x": x, "omega": omega, "dither": dither}
+    for name, t in tensors.items():
+        if t.dtype != torch.float32 or t.device != x.device:
+            raise ValueError(f"{name} must be float32 on {x.device}; got {t.dtype} on {t.device}.")
+    if dither.shape != (m,):
+        raise ValueError(f"dither must have shape ({m},); got {tuple(dither.shape)}.")
+    n, d = x.shape
+    omega, dither = omega.contiguous(), dither.contiguous()
+    blocks = -(-n // ROWS)
+    partial = torch.empty(blocks, 2, m, dtype=torch.float32, device=x.device)
+    if n == 0:
+        return partial.sum(0, dtype=torch.float64)
+    if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(
+            "the fused kernel needs CUDA tensors (or a process started with TRITON_INTERPRET=1, "
+            f"for Triton's interpreter); got {x.device.type} tensors."
+        )
+    grid = (blocks, -(-m // FREQS))
+    _kernel()[grid](
+        x, omega, dither, partial, n, d, m, x.stride(0), x.stride(1), omega.stride(0),
+        ROWS=ROWS, FREQS=FREQS, DEPTH=DEPTH, QUANTIZED=bool(quantized),
+    )  # fmt: skip
+    return partial.sum(0, dtype=torch.float64)
+
+
+@functools.cache
+def _kernel():
+    """The Triton kernel, defined on first use (Triton needs to be imported only then)."""
+    return _define()
+
+
+def _define():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def feature_sums(
+        x_ptr, omega_ptr, dither_ptr, out_ptr, n, d, m, stride_xn, stride_xd, stride_od,
+        ROWS: tl.constexpr, FREQS: tl.constexpr, DEPTH: tl.constexpr, QUANTIZED: tl.constexpr,
+    ):  # fmt: skip
+        block = tl.program_id(0)
+        rows = block * ROWS + tl.arange(0, ROWS)
+        freqs = tl.program_id(1) * FREQS + tl.arange(0, FREQS)
+        acc = tl.zeros((ROWS, FREQS), dtype=tl.float32)
+        for start in range(0, d, DEPTH):
+            feats = start + tl.arange(0, DEPTH)
+            x_tile = tl.load(
+                x_ptr + rows[:, None] * stride_xn + feats[None, :] * stride_xd,
+                mask=(rows[:, None] < n) & (feats[None, :] < d),
+                other=0.0,
+            )
+            omega_tile = tl.load(
+                omega_ptr + feats[:, None] * stride_od + freqs[None, :],
+                mask=(feats[:, None] < d) & (freqs[None, :] < m),
+                other=0.0,
+            )
+            acc += tl.dot(x_tile, omega_tile, input_precision="ieee")
+        phase = acc + tl.load(dither_ptr + freqs, mask=freqs < m, other=0.0)[None, :]
+        cos, sin = tl.cos(phase), tl.sin(phase)
+        if QUANTIZED:  # sign(0) = 0, as torch.sign
+            cos = tl.where(cos > 0, 1.0, tl.where(cos < 0, -1.0, 0.0))
+            sin = tl.where(sin > 0, 1.0, tl.where(sin < 0, -1.0, 0.0))
+        inside = rows[:, None] < n
+        cos, sin = tl.where(inside, cos, 0.0), tl.where(inside, sin, 0.0)
+        out = out_ptr + block * 2 * m + freqs
+        tl.store(out, tl.sum(cos, axis=0), mask=freqs < m)
+        tl.store(out + m, tl.sum(sin, axis=0), mask=freqs < m)
+
+    return feature_sums
