@@ -62,3 +62,15 @@ def test_a_summer_with_the_fused_kernel_sums_as_the_eager_one():
         eager.add(chunk)
     assert fused.count == eager.count == 150
     torch.testing.assert_close(fused.total, eager.total, rtol=0, atol=1e-4)
+
+
+def test_rows_beyond_two_to_the_31_elements_are_read_where_they_are():
+    """64-bit offsets: a row that starts 2^31 elements into the storage (the storage is reserved,
+    only the rows' pages are touched), as in a chunk of 1024² RGB images."""
+    gen = torch.Generator().manual_seed(7)
+    storage = torch.empty(2**31 + 64, dtype=torch.float32)
+    x = storage.as_strided((3, 4), (2**30, 1))
+    x.copy_(torch.randn(3, 4, generator=gen))
+    omega, dither = torch.randn(4, 8, generator=gen), torch.zeros(8)
+    expected = reference(x.clone(), omega, dither, False)
+    torch.testing.assert_close(fused_feature_sums(x, omega, dither), expected, rtol=0, atol=1e-5)

@@ -91,23 +91,38 @@ def test_skwae_draws_hold_the_prior_sketch_and_give_the_same_cost(gen):
     torch.testing.assert_close(objective(x, x_rec, codes)["distance"], with_draws, rtol=0, atol=0)
 
 
+def fresh_form(model, draws):
+    """The distance of ``model`` on joined codes, its fresh form asked for with ``rows``."""
+    from distmatch.distances.cramer_wold import normality_unchecked
+    from distmatch.distances.kernels import WAE_SCALES, imq_kernel
+    from distmatch.distances.mmd import mmd_unchecked
+    from distmatch.distances.sliced import sliced_unchecked
+
+    if model == "cwae":
+        return lambda codes, rows: normality_unchecked(codes, 0.3, fresh=rows)
+    if model == "wae":
+        return lambda codes, rows: mmd_unchecked(
+            codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, True, fresh=rows
+        )
+    theta = draws.theta / draws.theta.norm(dim=0)
+    return lambda codes, rows: sliced_unchecked(codes, draws.prior, theta, fresh=rows)
+
+
 @pytest.mark.parametrize(
     ("model", "dim"), [("cwae", 5), ("cwae", 2), ("cwae", 1), ("wae", 5), ("swae", 5)]
 )
 @pytest.mark.parametrize("fresh", [1, 3])
 def test_fresh_rows_give_the_full_value_and_the_fresh_codes_gradient(model, dim, fresh):
-    """With ``fresh=b`` (a moving window's step: only the first b codes carry a gradient) the term
-    is the same number, and the gradient that reaches the fresh codes is the full one's rows; the
-    stored codes get none. gradcheck checks the fresh rows' gradient against finite differences."""
+    """With ``fresh=b`` (a moving window's step: only the first b codes carry a gradient) the
+    distance is the same number, and the gradient that reaches the fresh codes is the full one's
+    rows; the stored codes get none. gradcheck checks the fresh rows' gradient against finite
+    differences. (The objective's CWAE and WAE terms use this form inside compiled graphs.)"""
     gen = torch.Generator().manual_seed(3)
     stored = torch.randn(64 - fresh, dim, generator=gen, dtype=torch.float64)
     z = torch.randn(fresh, dim, generator=gen, dtype=torch.float64, requires_grad=True)
     objective = AutoencoderObjective(model)
     draws = objective.draws((64, dim), torch.Generator().manual_seed(4), dtype=torch.float64)
-    x = torch.rand(fresh, 4, generator=gen, dtype=torch.float64)
-
-    def term(codes, rows):
-        return objective(x, x * 0.9, codes, draws=draws, fresh=rows)["distance"]
+    term = fresh_form(model, draws)
 
     full = term(torch.cat([z, stored]), None)
     (expected,) = torch.autograd.grad(full, z)
@@ -125,12 +140,32 @@ def test_fresh_rows_give_the_full_value_and_the_fresh_codes_gradient(model, dim,
     stored.requires_grad_(False)
 
 
-def test_fresh_rows_of_swae_match_tied_codes_as_a_stable_sort_does():
-    """Tied projections (equal codes, fresh and stored) take distinct ranks: the gradient equals
-    the one of the full matching, whose ties are ordered as a stable sort orders them."""
+def test_fresh_rows_of_swae_rank_tied_projections_as_a_stable_sort_does():
+    """Tied projections (equal codes, fresh and stored, as a refresh of the window can make) take
+    distinct ranks in the order of their rows, fresh first: the ranks of a stable sort."""
     from distmatch.distances._matching import fresh_ranks
 
     proj = torch.tensor([[0.5, 0.5, -1.0, 0.5, 2.0], [3.0, 1.0, 1.0, 3.0, 0.0]])
-    ranks = fresh_ranks(proj, 3)
-    expected = torch.argsort(torch.argsort(proj, dim=1, stable=True), dim=1)[:, :3]
-    assert torch.equal(ranks, expected)
+    for b in (1, 3):
+        ranks = fresh_ranks(proj, proj.sort(dim=1).values, b)
+        expected = torch.argsort(torch.argsort(proj, dim=1, stable=True), dim=1)[:, :b]
+        assert torch.equal(ranks, expected)
+
+
+def test_swae_of_a_fresh_code_equal_to_a_stored_one_takes_the_stable_matching():
+    """A fresh code equal to a stored one: the gradient of the fresh form is that of the matching
+    that a stable sort gives (autograd through it, float64)."""
+    from distmatch.distances.sliced import sliced_unchecked
+
+    gen = torch.Generator().manual_seed(8)
+    stored = torch.randn(15, 4, generator=gen, dtype=torch.float64)
+    z = stored[3:4].clone().requires_grad_()  # the same code, fresh
+    y = torch.randn(16, 4, generator=gen, dtype=torch.float64)
+    theta = torch.randn(4, 10, generator=gen, dtype=torch.float64)
+    theta = theta / theta.norm(dim=0)
+    (got,) = torch.autograd.grad(sliced_unchecked(torch.cat([z, stored]), y, theta, fresh=1), z)
+    a = (torch.cat([z, stored]) @ theta).T  # (L, N)
+    order = torch.argsort(a.detach(), dim=1, stable=True)
+    matched = torch.empty_like(a).scatter_(1, order, (y @ theta).T.sort(dim=1).values)
+    (expected,) = torch.autograd.grad((a - matched).square().mean(), z)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)

@@ -104,25 +104,35 @@ def cwae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) ->
     """``log`` of the closed-form Cramér–Wold distance of the codes to N(0, I) (unscaled).
 
     ``fresh`` (every term): only the first ``fresh`` rows of ``codes`` carry a gradient (the
-    window's stored codes are constants), so the term computes the gradient of those rows only.
+    window's stored codes are constants), so the term may compute the gradient of those rows only.
+    CWAE and WAE do so inside a compiled graph; eagerly the slicing costs more operations than it
+    saves, and the full gradient's other rows are simply not used.
     """
     del draws  # closed form: no draws
     # The codes come from the window's join: shape checked there; non-finite codes make the loss
     # non-finite, which training stops on. So the per-step validation is skipped.
     gamma = distances.silverman_gamma(codes.shape[0])
-    return torch.log(normality_unchecked(codes, gamma, fresh=fresh))
+    return torch.log(normality_unchecked(codes, gamma, fresh=_when_compiled(fresh)))
+
+
+def _when_compiled(fresh: int | None) -> int | None:
+    return fresh if torch.compiler.is_compiling() else None
 
 
 def wae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
     """Unbiased IMQ MMD between the codes and as many fresh prior draws (WAE-MMD)."""
     # validation skipped as for cwae_term
     return mmd_unchecked(
-        codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True, fresh=fresh
+        codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True, fresh=_when_compiled(fresh)
     )  # fmt: skip
 
 
 def swae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
-    """Sliced ``W_2^2`` between the codes and as many fresh prior draws, fresh directions."""
+    """Sliced ``W_2^2`` between the codes and as many fresh prior draws, fresh directions.
+
+    The fresh form always (compiled or not): eagerly it is as fast as the full matching, and a
+    fresh code equal to a stored one (as a refresh of the window can make) then gets the same
+    subgradient either way (ties ranked in row order)."""
     theta = draws.theta / draws.theta.norm(dim=0, keepdim=True)  # (D, L) unit directions
     return sliced_unchecked(codes, draws.prior, theta, p=2.0, fresh=fresh)  # unchecked
 
@@ -137,8 +147,8 @@ def skwae_term(
     fresh: int | None = None,
 ) -> torch.Tensor:
     """``log`` of the squared sketch distance of the joined codes (n, D), or of a joined sketch
-    (2m,), to N(0, I). (``fresh`` is not needed: autograd takes the gradient through the mean
-    features, of the fresh rows only.)
+    (2m,), to N(0, I). (``fresh`` is ignored: a joined sketch carries the fresh codes' gradient
+    only; for joined codes autograd computes every row's and the stored rows' are dropped.)
 
     The log, as CWAE takes the log of the CW distance: it keeps the term's gradient in proportion
     as the distance shrinks (on the digits with z = 4, 360 steps: CW distance 0.18 with the log,

@@ -94,15 +94,16 @@ def _(a: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(a)
 
 
-def fresh_ranks(proj: torch.Tensor, b: int) -> torch.Tensor:
+def fresh_ranks(proj: torch.Tensor, sorted_proj: torch.Tensor, b: int) -> torch.Tensor:
     """The ranks of the first ``b`` entries of every row of ``proj`` (L, N) within their row:
-    ``#{j: a_j < a_i} + #{j < i: a_j = a_i}``, so that tied entries take distinct ranks, as a
-    stable sort orders them. (L, b) long."""
-    fresh = proj[:, :b, None]  # (L, b, 1)
-    below = (proj[:, None, :] < fresh).sum(dim=-1)  # (L, b)
+    ``#{j: a_j < a_i} + #{j < i: a_j = a_i}``, so that tied entries take distinct ranks in the order
+    of their index, as a stable sort ranks them (the first ``b`` entries come before any tied
+    later one). ``sorted_proj``: the rows of ``proj`` sorted. (L, b) long; memory O(L b^2)."""
+    fresh = proj[:, :b].contiguous()  # (L, b)
+    below = torch.searchsorted(sorted_proj, fresh)  # (L, b): entries strictly below each
     if b == 1:
         return below
     order = torch.arange(b, device=proj.device)
     earlier = order[None, :] < order[:, None]  # (b, b): j before i
-    ties = ((proj[:, None, :b] == fresh) & earlier).sum(dim=-1)  # (L, b)
+    ties = ((fresh[:, None, :] == fresh[:, :, None]) & earlier).sum(dim=-1)  # (L, b)
     return below + ties

@@ -106,6 +106,9 @@ def sliced_wasserstein(
     return sliced_unchecked(x, y, projections, p)
 
 
+FRESH_ROWS = 256  # up to this many fresh rows, the ranks of the fresh form (memory O(L b^2))
+
+
 def sliced_unchecked(
     x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, p: float = 2.0, fresh: int | None = None
 ) -> torch.Tensor:
@@ -115,7 +118,10 @@ def sliced_unchecked(
     gradient flows to the directions. ``fresh``: only the first ``fresh`` rows of ``x`` carry a
     gradient (a moving window's fresh codes; the rest are its stored codes, constants), and
     ``y`` none. The value then needs the sorted projections only, ``mean |sort(x θ) - sort(y θ)|^p``,
-    and the gradient the rank of each fresh projection in its row (no matching of the others).
+    and the gradient the rank of each fresh projection in its row (no matching of the others). Tied
+    projections are ranked in the order of their rows (fresh first), as a stable sort ranks them;
+    the full matching (``fresh=None``, or more than ``FRESH_ROWS`` fresh rows) orders ties as
+    its sort happens to, another subgradient of the same distance.
     """
 
     directions = theta.T  # (L, D)
@@ -141,11 +147,12 @@ def sliced_unchecked(
         value = gaps.abs().pow(p).mean()
         if not needs[0]:
             return value, (None, None, None)
-        matched = both[1].gather(1, fresh_ranks(x_proj, b))  # (L, b): the y of each fresh x
+        ranks = fresh_ranks(x_proj, both[0], b)  # (L, b)
+        matched = both[1].gather(1, ranks)  # (L, b): the y of each fresh x
         fresh_gaps = x_proj[:, :b] - matched  # (L, b)
         slope = (p / gaps.numel()) * fresh_gaps.abs().pow(p - 1) * fresh_gaps.sign()
         return value, (slope.T @ directions, None, None)  # (b, D)
 
-    if fresh is None or fresh >= x.shape[0] or y.requires_grad:
+    if fresh is None or fresh >= x.shape[0] or fresh > FRESH_ROWS or y.requires_grad:
         return fused(compute, (x, y))
     return fused(compute_fresh, (x[:fresh], x[fresh:].detach(), y))

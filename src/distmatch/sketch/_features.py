@@ -333,9 +333,10 @@ class FeatureSummer:
             self._params[x.dtype] = (self._omega.to(x.dtype), self._dither.to(x.dtype))
         omega, dither = self._params[x.dtype]
         if self.fused and x.dtype == torch.float32:
-            from ._fused import fused_feature_sums
+            from ._fused import BLOCK_ROWS, fused_feature_sums
 
-            self.total += fused_feature_sums(x.contiguous(), omega, dither, self.quantized)
+            for block in x.split(BLOCK_ROWS):  # bounds the buffer of tile sums
+                self.total += fused_feature_sums(block, omega, dither, self.quantized)
             self.count += x.shape[0]
             return
         for start in range(0, x.shape[0], self.rows):

@@ -9,7 +9,8 @@ For rows ``x`` (N, D), frequencies ``Omega`` (D, m) and dither ``xi`` (m,)::
 IEEE products: no TF32, whose 10-bit mantissa would move phases of hundreds of radians by tenths of
 a radian), adds the dither, takes the cosine and the sine and sums the tile's rows. The tile sums of
 each block of rows go to a (row blocks, 2, m) buffer, which one float64 sum reduces: the result
-does not depend on the order in which programs run (no atomic additions).
+does not depend on the order in which programs run (no atomic additions). Offsets are 64-bit, and
+on a GPU the cosines and sines are CUDA's correctly range-reduced ``cosf`` and ``sinf``.
 
 The compiled path of :class:`~distmatch.sketch._features.FeatureSummer` writes the (rows, m) phases
 of a product and reads them back once; this kernel never writes them. On CPU tensors it runs in
@@ -28,6 +29,9 @@ __all__ = ["fused_available", "fused_feature_sums"]
 ROWS = 64  # rows of a tile (and of a block whose sums are kept apart)
 FREQS = 64  # frequencies of a tile
 DEPTH = 32  # features taken per step of the product
+# rows per call of the summer: the tile sums of a call take BLOCK_ROWS / ROWS * 2m floats (10 MB
+# at m = 10,000), whatever the chunk
+BLOCK_ROWS = 16_384
 
 
 def fused_available(device: torch.device | str) -> bool:
@@ -82,51 +86,14 @@ def fused_feature_sums(
     _kernel()[grid](
         x, omega, dither, partial, n, d, m, x.stride(0), x.stride(1), omega.stride(0),
         ROWS=ROWS, FREQS=FREQS, DEPTH=DEPTH, QUANTIZED=bool(quantized),
+        PRECISE=x.device.type == "cuda",
     )  # fmt: skip
     return partial.sum(0, dtype=torch.float64)
 
 
 @functools.cache
 def _kernel():
-    """The Triton kernel, defined on first use (Triton needs to be imported only then)."""
-    return _define()
-
-
-def _define():
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def feature_sums(
-        x_ptr, omega_ptr, dither_ptr, out_ptr, n, d, m, stride_xn, stride_xd, stride_od,
-        ROWS: tl.constexpr, FREQS: tl.constexpr, DEPTH: tl.constexpr, QUANTIZED: tl.constexpr,
-    ):  # fmt: skip
-        block = tl.program_id(0)
-        rows = block * ROWS + tl.arange(0, ROWS)
-        freqs = tl.program_id(1) * FREQS + tl.arange(0, FREQS)
-        acc = tl.zeros((ROWS, FREQS), dtype=tl.float32)
-        for start in range(0, d, DEPTH):
-            feats = start + tl.arange(0, DEPTH)
-            x_tile = tl.load(
-                x_ptr + rows[:, None] * stride_xn + feats[None, :] * stride_xd,
-                mask=(rows[:, None] < n) & (feats[None, :] < d),
-                other=0.0,
-            )
-            omega_tile = tl.load(
-                omega_ptr + feats[:, None] * stride_od + freqs[None, :],
-                mask=(feats[:, None] < d) & (freqs[None, :] < m),
-                other=0.0,
-            )
-            acc += tl.dot(x_tile, omega_tile, input_precision="ieee")
-        phase = acc + tl.load(dither_ptr + freqs, mask=freqs < m, other=0.0)[None, :]
-        cos, sin = tl.cos(phase), tl.sin(phase)
-        if QUANTIZED:  # sign(0) = 0, as torch.sign
-            cos = tl.where(cos > 0, 1.0, tl.where(cos < 0, -1.0, 0.0))
-            sin = tl.where(sin > 0, 1.0, tl.where(sin < 0, -1.0, 0.0))
-        inside = rows[:, None] < n
-        cos, sin = tl.where(inside, cos, 0.0), tl.where(inside, sin, 0.0)
-        out = out_ptr + block * 2 * m + freqs
-        tl.store(out, tl.sum(cos, axis=0), mask=freqs < m)
-        tl.store(out + m, tl.sum(sin, axis=0), mask=freqs < m)
+    """The Triton kernel (:mod:`._fused_kernel` imports Triton, so only when it is first used)."""
+    from ._fused_kernel import feature_sums
 
     return feature_sums

@@ -186,10 +186,8 @@ def _forward(
     codes = z if len(sizes) == 1 else distributed.all_gather_rows(z, sizes)  # (B, D): all ranks'
     weight = memory.unbiased_weight(codes.shape[0]) if unbiased else 1.0
     x_rec, joined = model.decode(z), memory.join(codes)
-    # Compiled, the distance computes the gradient of the fresh rows only (eagerly, the slicing
-    # costs more operations than it saves).
-    compiled = torch.compiler.is_compiling() and joined.dim() == 2  # joined codes, not a sketch
-    fresh = codes.shape[0] if compiled else None
+    # the distance may compute the gradient of the fresh rows only (the window's are constants)
+    fresh = codes.shape[0] if joined.dim() == 2 else None  # joined codes, not a sketch
     parts = global_objective(
         objective, x, x_rec, joined, draws=draws, gradient_weight=weight, fresh=fresh
     )  # fmt: skip

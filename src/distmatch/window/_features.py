@@ -81,6 +81,7 @@ class FeatureWindow(MovingWindow):
         self._count_on_load = False
         self.register_load_state_dict_post_hook(FeatureWindow._counted_if_unsaved)
         self._recount()
+        self._signs_of(k)  # made here, not first inside a compiled step (a recompilation)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, m={self.m}, bandwidth={self.bandwidth:.4g}"
@@ -156,7 +157,8 @@ class FeatureWindow(MovingWindow):
         return change * self.m**-0.5
 
     def _signs_of(self, b: int) -> torch.Tensor:
-        if b not in self._signs:
+        cached = self._signs.get(b)
+        if cached is None or cached.device != self.codes.device or cached.dtype != self.codes.dtype:
             signs = torch.ones(2 * b, dtype=self.codes.dtype, device=self.codes.device)
             self._signs[b] = signs.index_fill_(0, torch.arange(b, 2 * b, device=signs.device), -1)
         return self._signs[b]
