@@ -511,6 +511,20 @@ def test_face_containers_give_the_same_images(tmp_path, layout):
     assert torch.allclose(train[1], torch.full((3, 5, 5), 50 / 255), atol=3 / 255)
 
 
+def test_a_folder_of_images_with_a_zip_beside_them_reads_the_images_and_says_so(tmp_path, caplog):
+    few = {f"few/{i}.jpg": image_bytes(solid(10 * i), "JPEG") for i in range(2)}
+    data_dir = write_folder(tmp_path / "faces", few)
+    write_zip(data_dir / "many.zip", {f"{i}.jpg": image_bytes(solid(i), "JPEG") for i in range(9)})
+    with caplog.at_level("WARNING", logger="distmatch.data"):
+        train = load_split("celeba", "train", data_dir=data_dir, image_size=4)
+    assert train.members == ["few/0.jpg"]
+    assert "holds 2 images and, beside them, many.zip; reading the images" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="distmatch.data"):
+        load_split("celeba", "train", data_dir=data_dir / "many.zip", image_size=4)
+    assert not caplog.text
+
+
 @pytest.mark.parametrize(
     ("case", "match"),
     [

@@ -60,11 +60,16 @@ def test_celeba_zip_splits_8000_faces_7200_and_800():
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.std()) > 0.05
 
 
-def test_celeba_folder_of_aligned_178x218_faces():
-    # The celeba folder holds images (img_align_celeba_178x218/) and a zip: images come first.
+def test_celeba_folder_of_aligned_178x218_faces(caplog):
+    # The celeba folder holds images (img_align_celeba_178x218/) and a zip: images come first,
+    # with a warning that names the zip.
     folder = shared("celeba")
     shared("celeba", "img_align_celeba_178x218")
-    train = load_split("celeba", "train", data_dir=folder, image_size=32)
+    with caplog.at_level("WARNING", logger="distmatch.data"):
+        train = load_split("celeba", "train", data_dir=folder, image_size=32)
+    assert (
+        "holds 32 images and, beside them, celeba-aligned-89x109-000001-008000.zip" in caplog.text
+    )
     test = load_split("celeba", "test", data_dir=folder, image_size=32)
     assert (len(train), len(test)) == (29, 3)
     assert train.members[0] == "img_align_celeba_178x218/000001.jpg"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import math
 import os
 import zipfile
@@ -21,6 +22,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+log = logging.getLogger("distmatch.data")
 
 
 class DataError(ValueError):
@@ -111,15 +114,24 @@ def open_container(data_dir: Path, dataset: str) -> ImageContainer:
     """Resolves ``data_dir`` to the images of ``dataset``.
 
     ``data_dir`` may be a zip file, a folder with images (possibly nested), or a folder with no
-    images and exactly one zip.
+    images and exactly one zip. A folder with images and zips reads the images, with a warning
+    that names the zips.
 
     Raises:
         DataError: no images and no zip, several zips, or a file that is not a zip.
     """
     container = ImageContainer(data_dir)
-    if container.is_zip or container.members():
+    if container.is_zip:
         return container
     zips = sorted(p for p in data_dir.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
+    if container.members():
+        if zips:  # the images win; say so, since the zip may be the larger set
+            log.warning(
+                "'%s' holds %d images and, beside them, %s; reading the images. Give the zip's "
+                "path as the data folder to read it instead.",
+                data_dir, len(container.members()), ", ".join(p.name for p in zips),
+            )  # fmt: skip
+        return container
     if len(zips) > 1:
         listed = ", ".join(p.name for p in zips)
         raise DataError(
