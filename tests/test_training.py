@@ -519,6 +519,25 @@ def test_a_resumed_skwae_run_is_bit_identical(tmp_path, memory):
         assert all(torch.equal(a[part][name], b[part][name]) for name in a[part]), part
 
 
+@pytest.mark.parametrize("model", ["skwae", "wae"])
+def test_a_resumed_compiled_run_is_bit_identical(tmp_path, model):
+    """A compiled step pushes its codes inside the graph, at the window's device write position
+    (and moves skwae's feature sum there): a resumed compiled run goes on exactly."""
+    from distmatch._core import compiler_available
+
+    if not compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for torch.compile")
+    config = dict(model=model, seed=4, device="cpu", compile=True, n=16, **FAST)
+    train(TrainConfig(steps=60, **config), tmp_path / "straight", progress=False)
+    train(TrainConfig(steps=25, **config), tmp_path / "run", progress=False)
+    train(resumed_config(tmp_path / "run", steps=60), tmp_path / "run", resume=True, progress=False)
+    a, b = (
+        torch.load(RunDir(tmp_path / r).checkpoint, weights_only=True) for r in ("straight", "run")
+    )
+    for part in ("model", "window"):
+        assert all(torch.equal(a[part][name], b[part][name]) for name in a[part]), part
+
+
 def test_a_resumed_run_keeps_its_optimizer_kind_and_its_compilation_choice(tmp_path, monkeypatch):
     from distmatch._core import _devices
     from distmatch.training import _loop
