@@ -120,5 +120,5 @@ def test_the_compiled_distance_of_fresh_rows_equals_the_eager_one(gen):
     (expected,) = torch.autograd.grad(full, z)
     for fn in (fresh, torch.compile(fresh)):
         value = fn(z)
-        torch.testing.assert_close(value, full, rtol=1e-6, atol=0)
+        torch.testing.assert_close(value, full, rtol=1e-5, atol=0)  # float32 sums in two orders
         torch.testing.assert_close(torch.autograd.grad(value, z)[0], expected, rtol=1e-5, atol=1e-8)

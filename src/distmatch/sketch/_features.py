@@ -18,6 +18,7 @@ from torch import nn
 
 from .._core import check_choice, check_memory, check_positive, check_positive_int, check_samples
 from ._chunks import check_dim
+from ._fused import BLOCK_ROWS, fused_feature_sums
 from ._laws import LAWS, as_float64, draw_frequencies, inverse_sqrt_cov
 
 __all__ = [
@@ -333,8 +334,6 @@ class FeatureSummer:
             self._params[x.dtype] = (self._omega.to(x.dtype), self._dither.to(x.dtype))
         omega, dither = self._params[x.dtype]
         if self.fused and x.dtype == torch.float32:
-            from ._fused import BLOCK_ROWS, fused_feature_sums
-
             for block in x.split(BLOCK_ROWS):  # bounds the buffer of tile sums
                 self.total += fused_feature_sums(block, omega, dither, self.quantized)
             self.count += x.shape[0]

@@ -71,17 +71,17 @@ def fused_feature_sums(
             raise ValueError(f"{name} must be float32 on {x.device}; got {t.dtype} on {t.device}.")
     if dither.shape != (m,):
         raise ValueError(f"dither must have shape ({m},); got {tuple(dither.shape)}.")
-    n, d = x.shape
-    omega, dither = omega.contiguous(), dither.contiguous()
-    blocks = -(-n // ROWS)
-    partial = torch.empty(blocks, 2, m, dtype=torch.float32, device=x.device)
-    if n == 0:
-        return partial.sum(0, dtype=torch.float64)
     if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(
             "the fused kernel needs CUDA tensors (or a process started with TRITON_INTERPRET=1, "
             f"for Triton's interpreter); got {x.device.type} tensors."
         )
+    n, d = x.shape
+    if n == 0:
+        return torch.zeros(2, m, dtype=torch.float64, device=x.device)
+    omega, dither = omega.contiguous(), dither.contiguous()
+    blocks = -(-n // ROWS)
+    partial = torch.empty(blocks, 2, m, dtype=torch.float32, device=x.device)
     grid = (blocks, -(-m // FREQS))
     _kernel()[grid](
         x, omega, dither, partial, n, d, m, x.stride(0), x.stride(1), omega.stride(0),

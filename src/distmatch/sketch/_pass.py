@@ -127,8 +127,7 @@ def sketch_dataset(
     if fused and not fused_available(device):
         raise ValueError(
             f"fused=True needs a CUDA device and Triton; got device {device.type}"
-            + ("" if device.type != "cuda" else " without Triton")
-            + "."
+            f"{' without Triton' if device.type == 'cuda' else ''}."
         )
     summer = FeatureSummer(features, sketch.center, sketch.scale, device, compile, fused)
     start = time.perf_counter()
