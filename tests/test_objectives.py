@@ -142,14 +142,20 @@ def test_fresh_rows_give_the_full_value_and_the_fresh_codes_gradient(model, dim,
 
 def test_fresh_rows_of_swae_rank_tied_projections_as_a_stable_sort_does():
     """Tied projections (equal codes, fresh and stored, as a refresh of the window can make) take
-    distinct ranks in the order of their rows, fresh first: the ranks of a stable sort."""
+    distinct ranks in the order of their rows, fresh first: the ranks of a stable sort. Eagerly
+    (binary search) and compiled (the entries below counted)."""
+    from distmatch._core import compiler_available
     from distmatch.distances._matching import fresh_ranks
 
     proj = torch.tensor([[0.5, 0.5, -1.0, 0.5, 2.0], [3.0, 1.0, 1.0, 3.0, 0.0]])
-    for b in (1, 3):
-        ranks = fresh_ranks(proj, proj.sort(dim=1).values, b)
-        expected = torch.argsort(torch.argsort(proj, dim=1, stable=True), dim=1)[:, :b]
-        assert torch.equal(ranks, expected)
+    forms = [fresh_ranks]
+    if compiler_available(torch.device("cpu")):
+        forms.append(torch.compile(fresh_ranks, dynamic=False))
+    for ranked in forms:
+        for b in (1, 3):
+            ranks = ranked(proj, proj.sort(dim=1).values, b)
+            expected = torch.argsort(torch.argsort(proj, dim=1, stable=True), dim=1)[:, :b]
+            assert torch.equal(ranks, expected), (ranked, b)
 
 
 def test_swae_of_a_fresh_code_equal_to_a_stored_one_takes_the_stable_matching():

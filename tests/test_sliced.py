@@ -103,7 +103,7 @@ def test_the_compiled_sliced_distance_and_its_gradient_equal_the_eager_ones(gen)
 
 def test_the_compiled_distance_of_fresh_rows_equals_the_eager_one(gen):
     """The moving window's form (``fresh``: sorted projections, ranks of the fresh rows) through
-    torch.compile (NumPy's sort as a custom operator) against the eager form and the full one."""
+    torch.compile (NumPy's sort as an operator of its own) against the eager form and the full one."""
     from distmatch._core import compiler_available
     from distmatch.distances.sliced import sliced_unchecked
 

@@ -12,9 +12,12 @@ are matched in some order of their own; the value does not depend on it.
 
 On the CPU, PyTorch's sort of many short rows costs 5-10 times NumPy's (vectorised quicksort); in a
 moving-window SWAE step (50 rows of 64) the two sorts cost more than the rest of the distance
-term. So float32/float64 CPU tensors are matched by NumPy inside a custom operator, which
-``torch.compile`` calls as one opaque node (the sort in a compiled graph was slower still). Other
-devices and dtypes use ``torch.sort``, which a GPU graph can capture.
+term. So float32/float64 CPU tensors are matched by NumPy inside an operator of the ``distmatch``
+library, which ``torch.compile`` calls as one opaque node (the sort in a compiled graph was slower
+still). The operators have a CPU kernel only (their inputs are detached): registered with
+``torch.library.custom_op`` instead, each call would pass through a Python autograd kernel, which
+cost a compiled SWAE step of ``mnist_mlp`` (one CPU core) about 5 %. Other devices and dtypes use
+``torch.sort``, which a GPU graph can capture.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ import torch
 __all__ = ["matched_gaps", "sorted_rows"]
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
+
+_LIBRARY = torch.library.Library("distmatch", "FRAGMENT")
+
+
+def _operator(name: str, schema: str, kernel):
+    """``torch.ops.distmatch.<name>``: ``kernel`` as its CPU kernel, outputs shaped as its first
+    input for tracing (a compiled graph calls it as one node)."""
+    _LIBRARY.define(f"{name}{schema}")
+    _LIBRARY.impl(name, kernel, "CPU")
+    torch.library.register_fake(f"distmatch::{name}", lib=_LIBRARY)(
+        lambda a, *rest: torch.empty_like(a)
+    )
+    return getattr(torch.ops.distmatch, name).default
 
 
 def matched_gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,19 +77,12 @@ def _numpy_gaps_eager(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(a_np - matched.reshape(rows, width))
 
 
-_numpy_gaps = torch.library.custom_op(
-    "distmatch::matched_gaps", _numpy_gaps_eager, mutates_args=(), device_types="cpu"
-)
-
-
-@_numpy_gaps.register_fake
-def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(a)
+_numpy_gaps = _operator("matched_gaps", "(Tensor a, Tensor b) -> Tensor", _numpy_gaps_eager)
 
 
 def sorted_rows(a: torch.Tensor) -> torch.Tensor:
     """``a`` sorted along its last dimension, values only (no gradient); NumPy's sort on the CPU,
-    as :func:`matched_gaps` (a custom operator inside compiled graphs)."""
+    as :func:`matched_gaps` (an operator of the ``distmatch`` library inside compiled graphs)."""
     if a.device.type == "cpu" and a.dtype in _NUMPY_DTYPES:
         rows = _numpy_sorted if torch.compiler.is_compiling() else _numpy_sorted_eager
         return rows(a.detach())
@@ -84,23 +93,23 @@ def _numpy_sorted_eager(a: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.sort(a.contiguous().numpy(), axis=-1))
 
 
-_numpy_sorted = torch.library.custom_op(
-    "distmatch::sorted_rows", _numpy_sorted_eager, mutates_args=(), device_types="cpu"
-)
-
-
-@_numpy_sorted.register_fake
-def _(a: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(a)
+_numpy_sorted = _operator("sorted_rows", "(Tensor a) -> Tensor", _numpy_sorted_eager)
 
 
 def fresh_ranks(proj: torch.Tensor, sorted_proj: torch.Tensor, b: int) -> torch.Tensor:
     """The ranks of the first ``b`` entries of every row of ``proj`` (L, N) within their row:
     ``#{j: a_j < a_i} + #{j < i: a_j = a_i}``, so that tied entries take distinct ranks in the order
     of their index, as a stable sort ranks them (the first ``b`` entries come before any tied
-    later one). ``sorted_proj``: the rows of ``proj`` sorted. (L, b) long; memory O(L b^2)."""
+    later one). ``sorted_proj``: the rows of ``proj`` sorted. (L, b) long; memory O(L b^2).
+
+    In a compiled graph the entries below are counted, ``sum_j [a_j < a_i]``, in one fused loop
+    (O(L b N) comparisons, no (L, b, N) tensor); eagerly a binary search in ``sorted_proj`` finds
+    them."""
     fresh = proj[:, :b].contiguous()  # (L, b)
-    below = torch.searchsorted(sorted_proj, fresh)  # (L, b): entries strictly below each
+    if torch.compiler.is_compiling():  # entries strictly below each, counted
+        below = (proj[:, None, :] < fresh[:, :, None]).sum(dim=-1)
+    else:  # the same, by binary search
+        below = torch.searchsorted(sorted_proj, fresh)
     if b == 1:
         return below
     order = torch.arange(b, device=proj.device)
