@@ -165,3 +165,18 @@ def test_rows_log_the_distance_in_both_units(spiral_sketch, tmp_path, form):
         assert row["loss"] == pytest.approx(trained, rel=1e-9)
         # mean of roots <= root of the mean (Jensen), equal only for a constant loss
         assert row["distance"] <= math.sqrt(row["distance_squared"]) * (1 + 1e-9)
+
+
+def test_fit_sketch_deterministic_is_saved_and_resumable(spiral_sketch, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["fit-sketch", str(spiral_sketch), "--latent-codes", "2000", "--batch-size", "500"]
+    assert (
+        main([*argv, "--epochs", "1", "--deterministic", "--out", str(out), "--no-progress"]) == 0
+    )
+    assert json.loads((out / "config.json").read_text())["config"]["deterministic"] is True
+    assert not torch.are_deterministic_algorithms_enabled()  # put back after the run
+    resume = ["fit-sketch", "--resume", "--epochs", "2", "--out", str(out), "--no-progress"]
+    assert main([*resume, "--no-deterministic"]) == 0  # a resumed run may change it
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    with pytest.raises(TypeError, match="deterministic must be True or False; got 1"):
+        GeneratorConfig(sketch="s.npz", deterministic=1).validate()

@@ -555,3 +555,59 @@ def test_a_resumed_run_keeps_its_optimizer_kind_and_its_compilation_choice(tmp_p
     saved = torch.load(RunDir(tmp_path / "run").checkpoint, weights_only=True)
     assert saved["compiled"] is False  # the saved choice, not a new timing
     assert saved["optimizer"]["param_groups"][0]["fused"] is True  # this process's optimizer
+
+
+@pytest.mark.parametrize("preset", [None, ":16:8", ":0:0"])
+def test_deterministic_algorithms_are_set_within_the_block_and_put_back(monkeypatch, preset):
+    from distmatch._core import deterministic_algorithms
+
+    if preset is None:
+        monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", preset)
+    cudnn = torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "benchmark", True)  # a caller's own settings, to be kept
+    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
+    with pytest.raises(KeyError), deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # warns, never stops a run
+        assert (cudnn.deterministic, cudnn.benchmark) == (True, False)
+        # a deterministic cuBLAS setting is kept, any other replaced
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (preset if preset == ":16:8" else ":4096:8")
+        raise KeyError("put back on errors too")
+    assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark) == (
+        before
+    )
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == preset
+    with deterministic_algorithms(False):
+        assert torch.are_deterministic_algorithms_enabled() is before[0]
+
+
+def test_a_deterministic_run_trains_in_deterministic_mode_and_resumes_with_it(tmp_path):
+    """The mode holds while the run trains (seen from inside the model), is off afterwards, is
+    saved with the run and kept by a resumed run, which ends bit-identical."""
+    seen = []
+
+    def build():
+        torch.manual_seed(0)  # the same initial weights for both runs
+        model = build_autoencoder("mlp", sample_shape=(1, 8, 8), latent_dim=8)
+        model.encoder.register_forward_pre_hook(
+            lambda *_: seen.append(torch.are_deterministic_algorithms_enabled())
+        )
+        return model
+
+    config = dict(steps=12, deterministic=True, **FAST)
+    train(TrainConfig(**config), tmp_path / "straight", progress=False, model=build())
+    assert seen and all(seen) and not torch.are_deterministic_algorithms_enabled()
+    train(TrainConfig(**{**config, "steps": 6}), tmp_path / "run", progress=False, model=build())
+    resumed = resumed_config(tmp_path / "run", steps=12)
+    assert resumed.deterministic is True
+    seen.clear()
+    train(resumed, tmp_path / "run", resume=True, progress=False, model=build())
+    assert seen and all(seen)
+    a, b = (
+        torch.load(RunDir(tmp_path / r).checkpoint, weights_only=True) for r in ("straight", "run")
+    )
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+    with pytest.raises(TypeError, match="deterministic must be True or False; got 'yes'"):
+        TrainConfig(deterministic="yes").validate()

@@ -20,6 +20,7 @@ from ._devices import (
     available_memory,
     check_memory,
     compiler_available,
+    deterministic_algorithms,
     fused_optimizer,
     resolve_device,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "check_samples",
     "check_scales",
     "compiler_available",
+    "deterministic_algorithms",
     "fused",
     "fused_optimizer",
     "remove_orphans",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import shutil
+from collections.abc import Iterator
 
 import torch
 
@@ -11,9 +14,14 @@ __all__ = [
     "available_memory",
     "check_memory",
     "compiler_available",
+    "deterministic_algorithms",
     "fused_optimizer",
     "resolve_device",
 ]
+
+# cuBLAS's setting for results that do not depend on how work is split over streams (the values
+# that PyTorch accepts in deterministic mode)
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -115,3 +123,40 @@ def fused_optimizer(device: torch.device) -> dict[str, bool]:
     fused Adam keeps its step count on the device, so a CUDA graph can capture it.
     """
     return {"fused": True} if device.type in FUSED_DEVICES else {}
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Within the block, PyTorch uses deterministic algorithms where it has them (``enabled``).
+
+    Sets ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an operation that has no
+    deterministic implementation warns once and runs), ``torch.backends.cudnn.deterministic`` and
+    no cuDNN benchmarking (convolution algorithms chosen by timing), and cuBLAS's workspace
+    setting ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless one of PyTorch's deterministic values is
+    set already. Compiled code built inside the block keeps one reduction order too (Inductor
+    reads the mode when it compiles). Everything is put back when the block ends. On the CPU the
+    operations distmatch uses are deterministic anyway. ``enabled=False``: no change.
+    """
+    if not enabled:
+        yield
+        return
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    if saved[4] not in CUBLAS_DETERMINISTIC:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:4]
+        if saved[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]

@@ -33,7 +33,7 @@ from ..generation import (
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
 from ..sketch import Sketch
-from ._common import UsageError
+from ._common import DETERMINISTIC_HELP, UsageError
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     "--arch": (
@@ -80,6 +80,10 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (2000)"}),
     "--log-every": ("log_every", {"type": int, "help": "steps per metrics row (20)"}),
     "--device": ("device", {"help": "auto (default), cpu, cuda"}),
+    "--deterministic": (
+        "deterministic",
+        {"action": argparse.BooleanOptionalAction, "help": DETERMINISTIC_HELP},
+    ),
 }
 
 

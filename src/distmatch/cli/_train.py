@@ -23,7 +23,7 @@ from ..training import (
     train,
 )
 from ..window import INITS, REFRESHES
-from ._common import UsageError
+from ._common import DETERMINISTIC_HELP, UsageError
 
 # Flag -> TrainConfig field. Flags default to "not given" so that --resume can tell what changed.
 _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
@@ -126,6 +126,10 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         {"type": int, "help": "steps between checkpoints (5000)"},
     ),
     "--device": ("device", {"help": "auto (default), cpu, cuda, cuda:N"}),
+    "--deterministic": (
+        "deterministic",
+        {"action": argparse.BooleanOptionalAction, "help": DETERMINISTIC_HELP},
+    ),
 }
 
 

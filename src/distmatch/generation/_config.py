@@ -81,6 +81,8 @@ class GeneratorConfig:
     eval_points: int = 2000  # generated and held-out points per evaluation
     log_every: int = 20  # steps per row of metrics.jsonl
     device: str = "auto"  # auto: cuda when available
+    # deterministic algorithms where PyTorch has them (distmatch.training.TrainConfig's)
+    deterministic: bool = False
 
     def validate(self) -> GeneratorConfig:
         """Checks every field; returns ``self``."""
@@ -89,6 +91,8 @@ class GeneratorConfig:
         if self.law is not None:
             check_choice(self.law, "law", MMD_LAWS)
         check_choice(self.loss_form, "loss_form", LOSS_FORMS)
+        if not isinstance(self.deterministic, bool):
+            raise TypeError(f"deterministic must be True or False; got {self.deterministic!r}.")
         if self.estimator is not None:
             check_choice(self.estimator, "estimator", ESTIMATORS)
         if self.objective == "sketch" and not self.sketch:
@@ -139,7 +143,7 @@ class GeneratorConfig:
 
 # Fields that may change when a run is resumed.
 RESUMABLE_FIELDS = frozenset(
-    {"epochs", "eval_points", "log_every", "device", "eval_data", "data_dir"}
+    {"epochs", "eval_points", "log_every", "device", "eval_data", "data_dir", "deterministic"}
 )
 
 # Each field's value in a config.json written before the field existed.

@@ -36,6 +36,7 @@ import os
 from typing import Any
 
 from .. import distributed
+from .._core import deterministic_algorithms
 from ..runs import stop_on_signals
 from ._config import GeneratorConfig
 from ._state import GeneratorRun
@@ -58,7 +59,7 @@ def train_generator(
         ValueError: bad configuration, sketch, data or run folder.
         NonFiniteLossError, TrainingInterrupted: as :func:`distmatch.training.train`.
     """
-    with distributed.process_group(config.device):
+    with distributed.process_group(config.device), deterministic_algorithms(config.deterministic):
         s = GeneratorRun.start(config, out, resume=resume)
         return _loop(s, progress)
 

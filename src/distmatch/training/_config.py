@@ -97,6 +97,9 @@ class TrainConfig:
     compile: bool | str = "auto"
     # capture each full step in one CUDA graph and replay it (CUDA, one process; docs/gpu.md)
     cuda_graph: bool = False
+    # deterministic algorithms where PyTorch has them (on CUDA: cuDNN, cuBLAS, compiled reductions),
+    # so that a run on the same machine and versions gives the same bits (docs/gpu.md)
+    deterministic: bool = False
 
     def validate(self) -> TrainConfig:
         """Checks every field; returns ``self``.
@@ -113,8 +116,9 @@ class TrainConfig:
         check_choice(self.window_gradient, "window_gradient", WINDOW_GRADIENTS)
         check_choice(self.lr_rule, "lr_rule", LR_RULES)
         check_choice(self.refresh_from, "refresh_from", REFRESH_SOURCES)
-        if not isinstance(self.cuda_graph, bool):
-            raise TypeError(f"cuda_graph must be True or False; got {self.cuda_graph!r}.")
+        for name in ("cuda_graph", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}.")
         if self.compile not in (True, False, "auto"):
             raise ValueError(f"compile must be True, False or 'auto'; got {self.compile!r}.")
         if self.memory == "sketch" and self.model != "skwae":
@@ -150,6 +154,7 @@ RESUMABLE_FIELDS = frozenset(
         "device",
         "compile",
         "cuda_graph",
+        "deterministic",
     }
 )
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from .._core import compiler_available
+from .._core import compiler_available, deterministic_algorithms
 from ..objectives import global_objective
 from ..report import chunk_size
 from ..runs import RunDir, stop_on_signals
@@ -84,7 +84,7 @@ def train(
         CompileUnavailable: ``config.compile`` but torch.compile cannot build code here.
         TrainingInterrupted: SIGINT/SIGTERM (a checkpoint of the current step was written).
     """
-    with distributed.process_group(config.device):
+    with distributed.process_group(config.device), deterministic_algorithms(config.deterministic):
         s = RunState.start(config, RunDir(out), resume=resume, model=model)
         return _loop(s, progress)
 
