@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from distmatch.cli import main
@@ -61,11 +62,40 @@ def test_vector_data_samples_as_npy(tmp_path, capsys):
     assert "this run's samples are vectors" in capsys.readouterr().err
 
 
-def test_resume_from_the_command_line_extends_the_run(tmp_path, capsys):
+def test_resume_from_the_command_line_extends_the_run(tmp_path, capsys, monkeypatch):
+    """Extended twice, with a plain resume in between: each resume keeps the last extension
+    (config.json is written again with it) and the next one may change it again, here also to
+    deterministic algorithms (on while the run trains, seen by its loop)."""
+    from distmatch.training import _loop
+
+    seen, loop = [], _loop._loop
+
+    def watched(*args):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return loop(*args)
+
+    monkeypatch.setattr(_loop, "_loop", watched)
     out = tmp_path / "run"
     assert main(["train", "--model", "wae", *QUICK, "--out", str(out)]) == 0
     assert main(["train", "--resume", "--out", str(out), "--steps", "150", "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["step"] == 150
+    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 150
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0  # nothing to do
+    assert json.loads((out / "summary.json").read_text())["step"] == 150
+    resume = ["train", "--resume", "--out", str(out), "--steps", "170", "--no-progress"]
+    assert main([*resume, "--deterministic", "--device", "cpu"]) == 0
+    assert json.loads((out / "summary.json").read_text())["step"] == 170
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert (saved["steps"], saved["deterministic"], saved["device"]) == (170, True, "cpu")
+    assert seen == [False, False, False, True] and not torch.are_deterministic_algorithms_enabled()
+    assert json.loads((out / "config.json").read_text())["resolved"]["total_steps"] == 170
+    # a resume killed after rewriting config.json, before its next checkpoint: they differ in a
+    # resumable field only, and the run still resumes
+    record = json.loads((out / "config.json").read_text())
+    record["config"]["steps"] = 180
+    (out / "config.json").write_text(json.dumps(record))
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["step"] == 180
 
 
 def test_default_out_folder_never_overwrites(tmp_path, monkeypatch, capsys):

@@ -59,12 +59,15 @@ def test_early_stopping_ends_a_run_without_improvement(spiral_sketch, tmp_path):
 
 
 def test_resume_continues_exactly(spiral_sketch, tmp_path):
+    """Extended twice (each resume changes the epochs): the run of one that never stopped."""
     base = {"sketch": str(spiral_sketch), "patience": 10, **SHORT}
     train_generator(GeneratorConfig(epochs=3, **base), tmp_path / "straight", progress=False)
     train_generator(GeneratorConfig(epochs=1, **base), tmp_path / "resumed", progress=False)
-    train_generator(
-        GeneratorConfig(epochs=3, **base), tmp_path / "resumed", resume=True, progress=False
-    )
+    for epochs in (2, 3):
+        train_generator(
+            GeneratorConfig(epochs=epochs, **base), tmp_path / "resumed", resume=True,
+            progress=False,
+        )  # fmt: skip
     a = torch.load(RunDir(tmp_path / "straight").checkpoint, weights_only=True)["generator"]
     b = torch.load(RunDir(tmp_path / "resumed").checkpoint, weights_only=True)["generator"]
     for name in a:
@@ -167,16 +170,28 @@ def test_rows_log_the_distance_in_both_units(spiral_sketch, tmp_path, form):
         assert row["distance"] <= math.sqrt(row["distance_squared"]) * (1 + 1e-9)
 
 
-def test_fit_sketch_deterministic_is_saved_and_resumable(spiral_sketch, tmp_path, capsys):
+def test_fit_sketch_deterministic_is_saved_and_resumable(
+    spiral_sketch, tmp_path, capsys, monkeypatch
+):
+    """The mode holds while the generator trains (seen by its loop), not after; a resumed run
+    may switch it."""
+    from distmatch.generation import _loop
+
+    seen, loop = [], _loop._loop
+
+    def watched(*args):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return loop(*args)
+
+    monkeypatch.setattr(_loop, "_loop", watched)
     out = tmp_path / "run"
     argv = ["fit-sketch", str(spiral_sketch), "--latent-codes", "2000", "--batch-size", "500"]
-    assert (
-        main([*argv, "--epochs", "1", "--deterministic", "--out", str(out), "--no-progress"]) == 0
-    )
+    argv += ["--epochs", "1", "--deterministic", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
     assert json.loads((out / "config.json").read_text())["config"]["deterministic"] is True
-    assert not torch.are_deterministic_algorithms_enabled()  # put back after the run
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
     resume = ["fit-sketch", "--resume", "--epochs", "2", "--out", str(out), "--no-progress"]
     assert main([*resume, "--no-deterministic"]) == 0  # a resumed run may change it
-    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    assert seen == [True, False]
     with pytest.raises(TypeError, match="deterministic must be True or False; got 1"):
         GeneratorConfig(sketch="s.npz", deterministic=1).validate()

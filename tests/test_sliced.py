@@ -122,3 +122,17 @@ def test_the_compiled_distance_of_fresh_rows_equals_the_eager_one(gen):
         value = fn(z)
         torch.testing.assert_close(value, full, rtol=1e-5, atol=0)  # float32 sums in two orders
         torch.testing.assert_close(torch.autograd.grad(value, z)[0], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_the_sorting_operators_pass_torch_library_opcheck():
+    """Schema, fake (contiguous outputs, also for transposed inputs), no autograd (a tensor that
+    requires a gradient gives an output that does not) and dynamic shapes in AOT dispatch."""
+    from distmatch.distances._matching import _numpy_gaps, _numpy_sorted
+
+    a, b = torch.randn(4, 6).T, torch.randn(4, 6).T
+    for op, args in ((_numpy_sorted, (a,)), (_numpy_gaps, (a, b))):
+        for check, outcome in torch.library.opcheck(op, args).items():
+            assert outcome == "SUCCESS", (op, check, outcome)
+    x = torch.randn(3, 5, requires_grad=True)
+    assert torch.equal(_numpy_sorted(x), x.detach().sort(dim=-1).values)
+    assert not _numpy_sorted(x).requires_grad

@@ -559,6 +559,8 @@ def test_a_resumed_run_keeps_its_optimizer_kind_and_its_compilation_choice(tmp_p
 
 @pytest.mark.parametrize("preset", [None, ":16:8", ":0:0"])
 def test_deterministic_algorithms_are_set_within_the_block_and_put_back(monkeypatch, preset):
+    """The caller's settings (here: deterministic mode on without warn_only where a cuBLAS value
+    is preset, off otherwise; cuDNN benchmarking on) come back after the block, also on errors."""
     from distmatch._core import deterministic_algorithms
 
     if preset is None:
@@ -566,21 +568,39 @@ def test_deterministic_algorithms_are_set_within_the_block_and_put_back(monkeypa
     else:
         monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", preset)
     cudnn = torch.backends.cudnn
-    monkeypatch.setattr(cudnn, "benchmark", True)  # a caller's own settings, to be kept
-    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
-    with pytest.raises(KeyError), deterministic_algorithms(True):
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.is_deterministic_algorithms_warn_only_enabled()  # warns, never stops a run
-        assert (cudnn.deterministic, cudnn.benchmark) == (True, False)
-        # a deterministic cuBLAS setting is kept, any other replaced
-        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (preset if preset == ":16:8" else ":4096:8")
-        raise KeyError("put back on errors too")
-    assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark) == (
-        before
+    monkeypatch.setattr(cudnn, "benchmark", True)
+    outer = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == preset
-    with deterministic_algorithms(False):
-        assert torch.are_deterministic_algorithms_enabled() is before[0]
+    torch.use_deterministic_algorithms(preset is not None, warn_only=False)
+    try:
+        before = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            cudnn.deterministic,
+            cudnn.benchmark,
+        )
+        with pytest.raises(KeyError), deterministic_algorithms(True):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()  # never stops a run
+            assert (cudnn.deterministic, cudnn.benchmark) == (True, False)
+            # a deterministic cuBLAS setting is kept, any other replaced
+            expected = preset if preset == ":16:8" else ":4096:8"
+            assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == expected
+            raise KeyError("put back on errors too")
+        after = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            cudnn.deterministic,
+            cudnn.benchmark,
+        )
+        assert after == before
+        assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == preset
+        with deterministic_algorithms(False):
+            assert torch.are_deterministic_algorithms_enabled() is before[0]
+    finally:
+        torch.use_deterministic_algorithms(outer[0], warn_only=outer[1])
 
 
 def test_a_deterministic_run_trains_in_deterministic_mode_and_resumes_with_it(tmp_path):

@@ -133,9 +133,12 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
     deterministic implementation warns once and runs), ``torch.backends.cudnn.deterministic`` and
     no cuDNN benchmarking (convolution algorithms chosen by timing), and cuBLAS's workspace
     setting ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless one of PyTorch's deterministic values is
-    set already. Compiled code built inside the block keeps one reduction order too (Inductor
-    reads the mode when it compiles). Everything is put back when the block ends. On the CPU the
-    operations distmatch uses are deterministic anyway. ``enabled=False``: no change.
+    set already. PyTorch sizes cuBLAS's workspace at the process's first CUDA matrix product, so
+    the setting takes effect only if none came before the block (as in a ``distmatch`` command);
+    on one CUDA stream, as distmatch runs, cuBLAS gives the same bits either way. Compiled code
+    built inside the block keeps one reduction order too (Inductor reads the mode when it
+    compiles). Everything is put back when the block ends. On the CPU the operations distmatch
+    uses are deterministic anyway. ``enabled=False``: no change.
     """
     if not enabled:
         yield
@@ -147,11 +150,11 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
         torch.backends.cudnn.benchmark,
         os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     )
-    if saved[4] not in CUBLAS_DETERMINISTIC:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
+        if saved[4] not in CUBLAS_DETERMINISTIC:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         yield
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])

@@ -182,7 +182,7 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cuda-graph",
         dest="cuda_graph",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=argparse.SUPPRESS,
         help="replay each full step as one CUDA graph (CUDA, one process; docs/gpu.md)",
     )

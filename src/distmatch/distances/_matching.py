@@ -33,13 +33,17 @@ _LIBRARY = torch.library.Library("distmatch", "FRAGMENT")
 
 
 def _operator(name: str, schema: str, kernel):
-    """``torch.ops.distmatch.<name>``: ``kernel`` as its CPU kernel, outputs shaped as its first
-    input for tracing (a compiled graph calls it as one node)."""
-    _LIBRARY.define(f"{name}{schema}")
-    _LIBRARY.impl(name, kernel, "CPU")
-    torch.library.register_fake(f"distmatch::{name}", lib=_LIBRARY)(
-        lambda a, *rest: torch.empty_like(a)
-    )
+    """``torch.ops.distmatch.<name>``: ``kernel`` as its CPU kernel, not differentiable (autograd
+    passes through: its output never requires a gradient), outputs contiguous and shaped as its
+    first input for tracing (a compiled graph calls it as one node). Defined once per process
+    (this module loaded again under another name reuses it)."""
+    if not hasattr(torch.ops.distmatch, name):
+        _LIBRARY.define(f"{name}{schema}")
+        _LIBRARY.impl(name, kernel, "CPU")
+        _LIBRARY.impl(name, torch.library.fallthrough_kernel, "Autograd")
+        torch.library.register_fake(f"distmatch::{name}", lib=_LIBRARY)(
+            lambda a, *rest: a.new_empty(a.shape)
+        )
     return getattr(torch.ops.distmatch, name).default
 
 
@@ -68,12 +72,12 @@ def _torch_gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _numpy_gaps_eager(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a_np = a.contiguous().numpy()  # (L, N)
+    a_np = a.detach().contiguous().numpy()  # (L, N)
     rows, width = a_np.shape
     order = np.argsort(a_np, axis=-1)  # (L, N)
     flat = (order + np.arange(rows)[:, None] * width).ravel()  # (L N,) row-major positions
     matched = np.empty(rows * width, dtype=a_np.dtype)
-    matched[flat] = np.sort(b.contiguous().numpy(), axis=-1).ravel()
+    matched[flat] = np.sort(b.detach().contiguous().numpy(), axis=-1).ravel()
     return torch.from_numpy(a_np - matched.reshape(rows, width))
 
 
@@ -90,7 +94,7 @@ def sorted_rows(a: torch.Tensor) -> torch.Tensor:
 
 
 def _numpy_sorted_eager(a: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.sort(a.contiguous().numpy(), axis=-1))
+    return torch.from_numpy(np.sort(a.detach().contiguous().numpy(), axis=-1))
 
 
 _numpy_sorted = _operator("sorted_rows", "(Tensor a) -> Tensor", _numpy_sorted_eager)

@@ -7,6 +7,7 @@ Part of :mod:`distmatch.runs`, which re-exports the public names.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import signal
@@ -162,7 +163,9 @@ class RunEngine:
 
     def begin(self, run: RunDir, record: Mapping[str, Any], state: dict[str, Any] | None) -> None:
         """Sets the counters and clocks; a new run writes ``config.json`` and its step-0 checkpoint
-        (the run exists from then on), a resumed one restores its checkpoint."""
+        (the run exists from then on), a resumed one restores its checkpoint and writes
+        ``config.json`` again if its resumable fields changed (more steps, another device), so
+        that the next ``--resume`` goes on with them."""
         self.run = run
         self.step = self.epoch = self.batch = 0
         self.meter, self.elapsed, self.eval_seconds = Meter(), 0.0, 0.0
@@ -180,6 +183,9 @@ class RunEngine:
             self.restore(state)
             if self.world.is_main:
                 self.run.truncate_metrics(self.step)
+                saved = self.run.read_json(self.run.config).get("config")
+                if saved != json.loads(json.dumps(record["config"])):  # as written
+                    self.run.write_json(self.run.config, record)
             log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
         self.step_at_save = self.step_at_start = self.step
 

@@ -206,7 +206,9 @@ def open_run(
     - ``resume`` needs ``config.json``; ``config`` may differ from it only in the ``resumable``
       fields (fields missing from an older file take their ``defaults``). Without a checkpoint the
       run starts from step 0. The checkpoint records the configuration it was made with, and a
-      ``config.json`` edited since then is an error, never silently trained on.
+      ``config.json`` edited since then in any other field is an error, never silently trained on.
+      (A resumed run rewrites ``config.json`` with its resumable fields as changed, before its
+      next checkpoint: between the two they may differ.)
 
     Temporaries left by a write that a kill cut short are removed first.
 
@@ -251,7 +253,10 @@ def open_run(
     state = run.load_checkpoint()
     made_with = state.get("config")
     if isinstance(made_with, dict):
-        _check_same(made_with, saved, (), defaults, f"'{run.config}' must match the checkpoint")
+        # a resume may have changed resumable fields since config.json was written
+        _check_same(
+            made_with, saved, resumable, defaults, f"'{run.config}' must match the checkpoint"
+        )  # fmt: skip
     return state
 
 
