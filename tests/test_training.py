@@ -631,3 +631,29 @@ def test_a_deterministic_run_trains_in_deterministic_mode_and_resumes_with_it(tm
     assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
     with pytest.raises(TypeError, match="deterministic must be True or False; got 'yes'"):
         TrainConfig(deterministic="yes").validate()
+
+
+def test_a_compiled_run_compiles_the_steady_steps_only(tmp_path, monkeypatch):
+    """A window that fills (init "fill") and an epoch's short last batch change the step's shapes;
+    those steps run eagerly, and the compiled forward sees full batches and a full window only
+    (one graph instead of one per size, which reached torch.compile's recompile limit after 8 and
+    left the run eager)."""
+    from distmatch.training import _loop
+
+    shapes = []
+
+    def recorded(fn, required):
+        def call(model, objective, memory, x, *rest):
+            shapes.append((len(x), memory.position[1]))
+            return fn(model, objective, memory, x, *rest)
+
+        return call
+
+    monkeypatch.setattr(_loop, "_compiled", recorded)
+    config = dict(n=16, k=7, window_init="fill", compile=True, **FAST)
+    summary = train(TrainConfig(steps=450, **config), tmp_path / "run", progress=False)
+    assert summary["step"] == 450
+    assert shapes and set(shapes) == {(7, 9)}  # full batches and full windows only
+    # 1500 digits: epochs of 214 batches of 7 and one of 2; the window (9 codes) is refilled at
+    # each epoch's start, in 2 steps (0, then 7 stored codes). Eager: 2 + 1, 2 + 1, then 2.
+    assert len(shapes) == 450 - 8

@@ -49,6 +49,18 @@ def pushes_in_step(memory: Any, b: int) -> bool:
     return memory.position[1] == cap and (cap == 0 or b <= cap)
 
 
+def steady(memory: Any, b: int, k: int) -> bool:
+    """Whether a step of ``b`` fresh codes has the shapes of every later step: a full batch
+    (``b == k``) and a memory that no longer grows (a full window, or a moving sketch).
+
+    A compiled forward runs these steps only. The others (a window still filling, an epoch's short
+    last batch) run eagerly: compiling a graph for each of their sizes would soon reach
+    torch.compile's recompile limit and leave the rest of the run eager."""
+    if b != k:
+        return False
+    return not isinstance(memory, MovingWindow) or memory.position[1] == memory.capacity
+
+
 def graph_ready(s: Any) -> str | None:
     """Why run ``s`` cannot use the graphed step (a sentence), or None if it can."""
     cfg = s.config

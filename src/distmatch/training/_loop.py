@@ -42,7 +42,7 @@ from ..report import chunk_size
 from ..runs import RunDir, stop_on_signals
 from ..window import MovingWindow
 from ._config import TrainConfig
-from ._graph import GraphedStep, graph_ready, pushes_in_step
+from ._graph import GraphedStep, graph_ready, pushes_in_step, steady
 from ._state import RunState
 
 __all__ = ["CompileUnavailable", "train"]
@@ -114,11 +114,13 @@ def _loop(s: RunState, progress: bool) -> dict[str, Any]:
                 if graphed is not None and graphed.ready(len(batch)):
                     parts = graphed(x, draws)  # the same step, replayed (None: capture failed)
                 if parts is None:
-                    # a compiled forward pushes the fresh codes into a full memory itself
-                    inside = s.compiled and pushes_in_step(s.memory, len(batch))
+                    # compiled: steps of the steady shapes only; it pushes the fresh codes into
+                    # a full memory itself
+                    compiled = s.compiled and steady(s.memory, len(batch), k)
+                    inside = compiled and pushes_in_step(s.memory, len(batch))
                     if inside:
                         s.memory.stage()
-                    z, parts = forward(
+                    z, parts = (forward if compiled else _forward)(
                         s.model, s.objective, s.memory, x, draws, sizes, unbiased, inside
                     )
                     s.optimizer.zero_grad(set_to_none=True)
