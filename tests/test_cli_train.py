@@ -160,3 +160,38 @@ def test_train_help_lists_the_issue_flags(capsys):
         "--device",
     ):
         assert flag in out, flag
+
+
+def test_rows_written_after_the_checkpoint_are_dropped_on_resume(tmp_path, capsys):
+    """A resume killed after writing rows but before its next checkpoint (here: an evaluation
+    row of the checkpoint's own step, as after a Ctrl-C on an epoch's last step) leaves them in
+    metrics.jsonl; the next resume keeps only the rows the checkpoint had seen."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert main(["train", *QUICK[2:], "--steps", "40", "--out", str(straight)]) == 0
+    assert main(["train", *QUICK[2:], "--steps", "20", "--out", str(run)]) == 0
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"kind": "eval", "step": 20, "epoch": 0, "rec_error": 1.0}) + "\n")
+        f.write('{"kind": "train", "step": 2')  # a row cut short by the kill
+    assert main(["train", "--resume", "--steps", "40", "--out", str(run), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["step"]) for r in rows] == [(r["kind"], r["step"]) for r in expected]
+
+
+def test_a_resume_that_fails_before_its_first_checkpoint_leaves_config_json(
+    tmp_path, capsys, monkeypatch
+):
+    from distmatch.training import CompileUnavailable, _loop
+
+    out = tmp_path / "run"
+    assert main(["train", *QUICK[2:], "--steps", "20", "--out", str(out)]) == 0
+    before = (out / "config.json").read_bytes()
+
+    def no_compiler(*args):
+        raise CompileUnavailable("--compile needs torch.compile to work here; it failed")
+
+    monkeypatch.setattr(_loop, "_step_forward", no_compiler)
+    resume = ["train", "--resume", "--steps", "40", "--compile", "--out", str(out)]
+    assert main([*resume, "--no-progress"]) == 2
+    assert "--compile needs" in capsys.readouterr().err
+    assert (out / "config.json").read_bytes() == before

@@ -1,5 +1,6 @@
 """Generators trained from a sketch alone (CL-GN) and with exact MMD; their CLI."""
 
+import dataclasses
 import json
 import math
 
@@ -56,6 +57,12 @@ def test_early_stopping_ends_a_run_without_improvement(spiral_sketch, tmp_path):
     )
     summary = train_generator(config, tmp_path / "run", progress=False)
     assert summary["stopped_early"] and summary["epochs"] == 2
+    # resumed as it is, it is finished: nothing changes; with more epochs, it trains on
+    files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert train_generator(config, tmp_path / "run", resume=True, progress=False) == summary
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == files
+    more = dataclasses.replace(config, epochs=21)
+    assert train_generator(more, tmp_path / "run", resume=True, progress=False)["epochs"] == 3
 
 
 def test_resume_continues_exactly(spiral_sketch, tmp_path):
@@ -195,3 +202,15 @@ def test_fit_sketch_deterministic_is_saved_and_resumable(
     assert seen == [True, False]
     with pytest.raises(TypeError, match="deterministic must be True or False; got 1"):
         GeneratorConfig(sketch="s.npz", deterministic=1).validate()
+
+
+def test_fit_mmd_refuses_to_resume_a_fit_sketch_run(spiral_sketch, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["fit-sketch", str(spiral_sketch), "--latent-codes", "2000", "--batch-size", "500"]
+    assert main([*argv, "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["fit-mmd", "--resume", "--epochs", "2", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "it is a run of distmatch fit-sketch" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files

@@ -144,3 +144,26 @@ def test_report_writes_one_page_per_run(reproduction, tmp_path, capsys):
         assert "<html" in page and "data:image/png;base64," in page
     assert main(["report", *runs, "--out", str(tmp_path / "r.html")]) == 2
     assert main(["report", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("signal_error", ["TrainingInterrupted", "KeyboardInterrupt"])
+def test_an_interrupted_reproduction_exits_130_with_how_to_resume(
+    tmp_path, capsys, monkeypatch, signal_error
+):
+    """Ctrl-C or SIGTERM in a run (its checkpoint written) or while waiting on worker processes:
+    exit status 130 and one line saying how to resume, no traceback."""
+    from distmatch.cli import _reproduce
+    from distmatch.runs import TrainingInterrupted
+
+    error = {
+        "TrainingInterrupted": TrainingInterrupted("interrupted at step 7; checkpoint written"),
+        "KeyboardInterrupt": KeyboardInterrupt(),
+    }[signal_error]
+
+    def interrupted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(_reproduce, "reproduce_clgn", interrupted)
+    assert main(["reproduce", "clgn", "--out", str(tmp_path / "c"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rerun the same command to resume" in err, err

@@ -174,8 +174,14 @@ def _fit(args: argparse.Namespace, source: str, value: str | list[str] | None) -
             given[name] = getattr(args, name)
     if given.get("latent_codes") == 0:
         given["latent_codes"] = None
+    objective = "sketch" if source == "sketch" else "mmd"
     if args.resume:
         saved = resumed_config(args.out)
+        if saved.objective != objective:
+            raise UsageError(
+                f"--out '{args.out}' must be a run of distmatch {args.command} to resume it; it "
+                f"is a run of distmatch fit-{saved.objective}."
+            )
         if value is not None and not _same_file(value, getattr(saved, source)):
             given[source] = value  # a different source: refused by the resume check
         config = dataclasses.replace(saved, **given)
@@ -184,7 +190,6 @@ def _fit(args: argparse.Namespace, source: str, value: str | list[str] | None) -
             raise UsageError(
                 f"{args.command} needs {'a sketch file' if source == 'sketch' else '--dataset'}."
             )
-        objective = "sketch" if source == "sketch" else "mmd"
         config = GeneratorConfig(objective=objective, **{source: value}, **given)
     with distributed.process_group(config.device):  # under torchrun: rank 0 alone prints
         main = distributed.is_main()

@@ -11,6 +11,7 @@ from ..data import TOYS
 from ..objectives import LATENT_DISTANCES
 from ..report import ReportWarning, write_report
 from ..reproduce import MOW_PROTOCOLS, reproduce_clgn, reproduce_mow
+from ..runs import TrainingInterrupted
 from ._common import UsageError
 
 # ----------------------------------------------------------------------------------- reproduce
@@ -92,6 +93,18 @@ def _rates(text: str | None) -> list[float] | None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    try:
+        return _reproduce(args)
+    except (TrainingInterrupted, KeyboardInterrupt) as err:  # Ctrl-C, SIGTERM: checkpoints written
+        print(
+            f"distmatch reproduce: {err or 'interrupted'}; rerun the same command to resume "
+            "(finished runs are reused)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _reproduce(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1; got {args.epochs}.")
     out = args.out or Path("reproduce") / f"{args.experiment}-{args.dataset}"

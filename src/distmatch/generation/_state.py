@@ -357,7 +357,8 @@ class GeneratorRun(RunEngine):
         self.epoch_meter = Meter(state["epoch_meter"])
         self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
         self.stopped_early = bool(state["stopped_early"])
-        if self.stopped_early and self.epoch < self.config.epochs:
+        asked = (state.get("config") or {}).get("epochs")  # the epochs of the run so far
+        if self.stopped_early and asked is not None and self.config.epochs > asked:
             self.stopped_early = False  # more epochs were asked for: early stopping starts afresh
             self.bad_epochs = 0
 

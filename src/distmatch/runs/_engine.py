@@ -163,10 +163,12 @@ class RunEngine:
 
     def begin(self, run: RunDir, record: Mapping[str, Any], state: dict[str, Any] | None) -> None:
         """Sets the counters and clocks; a new run writes ``config.json`` and its step-0 checkpoint
-        (the run exists from then on), a resumed one restores its checkpoint and writes
-        ``config.json`` again if its resumable fields changed (more steps, another device), so
-        that the next ``--resume`` goes on with them."""
+        (the run exists from then on), a resumed one restores its checkpoint. If its resumable
+        fields changed (more steps, another device), a resumed run writes ``config.json`` again
+        after its first checkpoint, so that the next ``--resume`` goes on with them (a resume that
+        fails or is killed before then changes nothing)."""
         self.run = run
+        self.new_record = None
         self.step = self.epoch = self.batch = 0
         self.meter, self.elapsed, self.eval_seconds = Meter(), 0.0, 0.0
         self.started, self.last_save = time.perf_counter(), time.monotonic()
@@ -182,10 +184,11 @@ class RunEngine:
             self.eval_seconds = float(state.get("eval_seconds", 0.0))  # absent in older files
             self.restore(state)
             if self.world.is_main:
-                self.run.truncate_metrics(self.step)
+                # the rows the checkpoint had seen (a checkpoint of older files: by step)
+                self.run.truncate_metrics(self.step, rows=state.get("metrics_rows"))
                 saved = self.run.read_json(self.run.config).get("config")
                 if saved != json.loads(json.dumps(record["config"])):  # as written
-                    self.run.write_json(self.run.config, record)
+                    self.new_record = record
             log.info("resumed %s at step %d (epoch %d)", self.run.root, self.step, self.epoch)
         self.step_at_save = self.step_at_start = self.step
 
@@ -270,9 +273,15 @@ class RunEngine:
                     "elapsed": self.elapsed + time.perf_counter() - self.started,
                     "eval_seconds": self.eval_seconds,
                     "config": _as_dict(self.config),
+                    # rows of metrics.jsonl so far: a resume drops those written after (an
+                    # evaluation of the same step, redone)
+                    "metrics_rows": self.run.metrics_rows(),
                     **self.checkpoint_state(),
                 }
             )
+            if self.new_record is not None:  # a resume's changed fields, now that it has trained
+                self.run.write_json(self.run.config, self.new_record)
+                self.new_record = None
         self.last_save, self.step_at_save = time.monotonic(), self.step
 
     # ------------------------------------------------------------------------ the end

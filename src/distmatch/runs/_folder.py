@@ -87,11 +87,21 @@ class RunDir:
                 continue  # a line cut short by a kill
         return rows
 
-    def truncate_metrics(self, step: int) -> None:
-        """Keeps the rows up to ``step``: those written after the checkpoint are redone on resume."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+    def metrics_rows(self) -> int:
+        """The number of complete rows (lines) of ``metrics.jsonl``."""
+        return self.metrics.read_bytes().count(b"\n") if self.metrics.is_file() else 0
+
+    def truncate_metrics(self, step: int, rows: int | None = None) -> None:
+        """Keeps the first ``rows`` lines, the rows a checkpoint had seen (``None``, for older
+        checkpoints: the rows up to ``step``); those written after it are redone on resume."""
+        if rows is not None:
+            lines = self.metrics.read_bytes().split(b"\n")[:rows] if self.metrics.is_file() else []
+            with atomic_path(self.metrics) as tmp:
+                tmp.write_bytes(b"".join(line + b"\n" for line in lines))
+            return
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
         with atomic_path(self.metrics) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     # ----------------------------------------------------------------------------- checkpoint
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
