@@ -175,7 +175,10 @@ def test_rows_written_after_the_checkpoint_are_dropped_on_resume(tmp_path, capsy
     assert main(["train", "--resume", "--steps", "40", "--out", str(run), "--no-progress"]) == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     expected = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["kind"], r["step"]) for r in rows] == [(r["kind"], r["step"]) for r in expected]
+    # the straight run's rows, and the first run's own final evaluation at its end (step 20)
+    keys = [(r["kind"], r["step"]) for r in expected]
+    keys.insert(keys.index(("train", 20)) + 1, ("eval", 20))
+    assert [(r["kind"], r["step"]) for r in rows] == keys
 
 
 def test_a_resume_that_fails_before_its_first_checkpoint_leaves_config_json(
@@ -195,3 +198,12 @@ def test_a_resume_that_fails_before_its_first_checkpoint_leaves_config_json(
     assert main([*resume, "--no-progress"]) == 2
     assert "--compile needs" in capsys.readouterr().err
     assert (out / "config.json").read_bytes() == before
+
+
+def test_resuming_with_fewer_steps_than_done_says_so_and_changes_nothing(tmp_path, caplog):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK[2:], "--steps", "30", "--out", str(out)]) == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(["train", "--resume", "--steps", "20", "--out", str(out), "--no-progress"]) == 0
+    assert "the run is at step 30, past the 20 steps asked for" in caplog.text
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files

@@ -296,7 +296,10 @@ class RunEngine:
                 return self.run.read_json(self.run.summary)
             except RunError:
                 pass  # a corrupt summary is written again
+        rows = self.run.metrics_rows()
         fields = self.summary_fields()
+        if self.run.metrics_rows() != rows:  # a final evaluation: the checkpoint counts its row
+            self.save()
         seconds = self.elapsed + time.perf_counter() - self.started
         training = seconds - self.eval_seconds
         summary = {

@@ -103,6 +103,11 @@ class RunState(RunEngine):
         s.steps_per_epoch = math.ceil(len(s.train_set) / config.k)
         s.total_steps = config.steps or config.epochs * s.steps_per_epoch
         s.begin(run, s._config_record(custom=model is not None), state)
+        if s.step > s.total_steps and s.world.is_main:
+            log.warning(
+                "the run is at step %d, past the %d steps asked for: nothing to train (give more "
+                "--steps or --epochs to extend it)", s.step, s.total_steps,
+            )  # fmt: skip
         return s
 
     def _memory(self, dim: int) -> MovingWindow | MovingSketch:
