@@ -31,3 +31,21 @@ def cpu_unless_marked_cuda(request, monkeypatch):
         return
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture
+def modes_seen(monkeypatch):
+    """``watch(module)``: from then on, each call of ``module._loop`` (a training loop) records
+    whether deterministic algorithms were on; returns the list of those records."""
+
+    def watch(module) -> list[bool]:
+        seen, loop = [], module._loop
+
+        def watched(*args):
+            seen.append(torch.are_deterministic_algorithms_enabled())
+            return loop(*args)
+
+        monkeypatch.setattr(module, "_loop", watched)
+        return seen
+
+    return watch

@@ -62,19 +62,13 @@ def test_vector_data_samples_as_npy(tmp_path, capsys):
     assert "this run's samples are vectors" in capsys.readouterr().err
 
 
-def test_resume_from_the_command_line_extends_the_run(tmp_path, capsys, monkeypatch):
+def test_resume_from_the_command_line_extends_the_run(tmp_path, capsys, modes_seen):
     """Extended twice, with a plain resume in between: each resume keeps the last extension
     (config.json is written again with it) and the next one may change it again, here also to
     deterministic algorithms (on while the run trains, seen by its loop)."""
     from distmatch.training import _loop
 
-    seen, loop = [], _loop._loop
-
-    def watched(*args):
-        seen.append(torch.are_deterministic_algorithms_enabled())
-        return loop(*args)
-
-    monkeypatch.setattr(_loop, "_loop", watched)
+    seen = modes_seen(_loop)
     out = tmp_path / "run"
     assert main(["train", "--model", "wae", *QUICK, "--out", str(out)]) == 0
     assert main(["train", "--resume", "--out", str(out), "--steps", "150", "--no-progress"]) == 0

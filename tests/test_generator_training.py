@@ -178,19 +178,13 @@ def test_rows_log_the_distance_in_both_units(spiral_sketch, tmp_path, form):
 
 
 def test_fit_sketch_deterministic_is_saved_and_resumable(
-    spiral_sketch, tmp_path, capsys, monkeypatch
+    spiral_sketch, tmp_path, capsys, modes_seen
 ):
     """The mode holds while the generator trains (seen by its loop), not after; a resumed run
     may switch it."""
     from distmatch.generation import _loop
 
-    seen, loop = [], _loop._loop
-
-    def watched(*args):
-        seen.append(torch.are_deterministic_algorithms_enabled())
-        return loop(*args)
-
-    monkeypatch.setattr(_loop, "_loop", watched)
+    seen = modes_seen(_loop)
     out = tmp_path / "run"
     argv = ["fit-sketch", str(spiral_sketch), "--latent-codes", "2000", "--batch-size", "500"]
     argv += ["--epochs", "1", "--deterministic", "--out", str(out), "--no-progress"]

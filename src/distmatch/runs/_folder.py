@@ -217,8 +217,8 @@ def open_run(
       fields (fields missing from an older file take their ``defaults``). Without a checkpoint the
       run starts from step 0. The checkpoint records the configuration it was made with, and a
       ``config.json`` edited since then in any other field is an error, never silently trained on.
-      (A resumed run rewrites ``config.json`` with its resumable fields as changed, before its
-      next checkpoint: between the two they may differ.)
+      (A resumed run rewrites ``config.json`` with its resumable fields as changed, after its
+      first checkpoint: a kill between the two writes leaves them differing in those fields.)
 
     Temporaries left by a write that a kill cut short are removed first.
 
