@@ -201,3 +201,17 @@ def test_resuming_with_fewer_steps_than_done_says_so_and_changes_nothing(tmp_pat
     assert main(["train", "--resume", "--steps", "20", "--out", str(out), "--no-progress"]) == 0
     assert "the run is at step 30, past the 20 steps asked for" in caplog.text
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+
+
+def test_resuming_a_run_of_steps_with_epochs_counts_epochs(tmp_path, capsys):
+    data = tmp_path / "points.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32))
+    out = tmp_path / "run"
+    start = ["train", "--dataset", str(data), "--n", "8", "--eval-points", "20", "--no-progress"]
+    assert main([*start, "--steps", "10", "--log-every", "5", "--out", str(out)]) == 0
+    per_epoch = json.loads((out / "config.json").read_text())["resolved"]["steps_per_epoch"]
+    assert per_epoch > 10
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["step"] == 2 * per_epoch
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert (saved["steps"], saved["epochs"]) == (None, 2)

@@ -155,15 +155,83 @@ def test_pair_sum_gradient_of_some_rows_needs_no_second_sample_gradient():
     torch.testing.assert_close(grad, full_grad[:2])
 
 
+@pytest.mark.parametrize("limit", [None, 0])  # one joined matrix, or three blocks
+@pytest.mark.parametrize("exclude_diagonal", [True, False])
+@pytest.mark.parametrize("rows", [None, 3])
+def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, monkeypatch):
+    """Value and gradients of ``a sum k(x, x) + b sum k(y, y) + c sum k(x, y)`` against loops over
+    the pairs (and the derivative of each kernel value by hand), both ways of computing it."""
+    from distmatch.distances import _pairs
+    from distmatch.distances.kernels import imq_kernel
+
+    if limit is not None:
+        monkeypatch.setattr(_pairs, "JOIN_LIMIT", limit)
+
+    def profile(d2, derivative=True):
+        return imq_kernel(d2, 3, 1.0, (0.5, 2.0), derivative=derivative)
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64) + 2.0
+    y = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    weights = (0.3, -0.7, 1.9)
+    needs = (True, rows is None)
+    value, g_x, g_y = _pairs.two_sample_sum(
+        x, y, profile, weights, exclude_diagonal=exclude_diagonal, needs=needs, rows=rows
+    )  # fmt: skip
+
+    expected = torch.zeros((), dtype=torch.float64)
+    e_x, e_y = torch.zeros_like(x), torch.zeros_like(y)
+    pairs = [
+        (x, x, weights[0], e_x, e_x),
+        (y, y, weights[1], e_y, e_y),
+        (x, y, weights[2], e_x, e_y),
+    ]
+    for u, v, w, g_u, g_v in pairs:
+        for i in range(len(u)):
+            for j in range(len(v)):
+                if exclude_diagonal and u is v and i == j:
+                    continue
+                diff = u[i] - v[j]
+                d2 = (diff * diff).sum().reshape(1, 1)
+                k = sum(c / (c + d2) for c in (3.0, 12.0))  # C = 2 D s for D = 3
+                dk = sum(-c / (c + d2) ** 2 for c in (3.0, 12.0))
+                expected += w * k[0, 0]
+                g_u[i] += 2 * w * dk[0, 0] * diff
+                g_v[j] -= 2 * w * dk[0, 0] * diff
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g_x, e_x[:rows], rtol=1e-10, atol=1e-12)
+    if rows is None:
+        torch.testing.assert_close(g_y, e_y, rtol=1e-10, atol=1e-12)
+    else:
+        assert g_y is None
+        with pytest.raises(ValueError, match="rows= gives the gradient of x's first rows only"):
+            _pairs.two_sample_sum(x, y, profile, weights, needs=(True, True), rows=rows)
+
+
+@pytest.mark.parametrize("options", [{}, {"kernel": "gaussian", "estimator": "biased"}])
+def test_gradcheck_mmd_of_samples_too_large_to_join(options, monkeypatch, gen):
+    from distmatch.distances import _pairs
+
+    monkeypatch.setattr(_pairs, "JOIN_LIMIT", 0)
+    x = torch.randn(5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(7, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: distances.mmd(a, b, **options), (x, y))
+    z = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: distances.cramer_wold(a, b), (z, y.detach()[:, :1].repeat(1, 3))
+    )
+
+
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("unbiased", [True, False])
-def test_the_compiled_mmd_of_fresh_rows_equals_the_full_eager_one(unbiased):
-    """The moving window's form through torch.compile (the kernel's derivative on the fresh rows
-    only) against the eager estimate over all rows."""
+def test_the_mmd_of_fresh_rows_equals_the_full_one(unbiased, compiled):
+    """The moving window's form, eager and through torch.compile (the kernel's derivative on the
+    fresh rows only), against the eager estimate over all rows."""
     from distmatch._core import compiler_available
     from distmatch.distances.kernels import imq_kernel
     from distmatch.distances.mmd import mmd_unchecked
 
-    if not compiler_available(torch.device("cpu")):
+    if compiled and not compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for torch.compile")
     gen = torch.Generator().manual_seed(6)
     z = torch.randn(2, 5, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -177,6 +245,6 @@ def test_the_compiled_mmd_of_fresh_rows_equals_the_full_eager_one(unbiased):
 
     full = estimate(z, None)
     (expected,) = torch.autograd.grad(full, z)
-    value = torch.compile(estimate)(z, 2)
+    value = (torch.compile(estimate) if compiled else estimate)(z, 2)
     torch.testing.assert_close(value, full, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(torch.autograd.grad(value, z)[0], expected, rtol=1e-10, atol=1e-14)

@@ -459,16 +459,28 @@ def test_compilation_is_automatic_only_for_long_runs_with_a_compiler(tmp_path, m
         TrainConfig(compile="yes").validate()
 
 
+@pytest.mark.parametrize("init", ["prior", "fill"])
 def test_automatic_compilation_keeps_the_faster_kind_and_leaves_the_run_as_it_was(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, init
 ):
+    """... and times the steps that would be compiled: a full batch and a full window, also when
+    the window starts empty (init "fill"; timed on a full copy of it)."""
     from distmatch.training import _loop
 
-    config = dict(steps=30, model="swae", seed=4, refresh_every=7, **FAST)
+    config = dict(steps=30, model="swae", seed=4, refresh_every=7, window_init=init, **FAST)
     train(TrainConfig(compile=False, **config), tmp_path / "eager", progress=False)
     # "compiled" is the eager function here: whichever the timing keeps, the run must be the
     # eager run to the bit, so the passes that were timed changed nothing (model, draws, window)
-    monkeypatch.setattr(_loop, "_compiled", lambda fn, required: fn)
+    shapes = []
+
+    def recorded(fn, required):
+        def call(model, objective, memory, x, *rest):
+            shapes.append((len(x), memory.position[1]))
+            return fn(model, objective, memory, x, *rest)
+
+        return call
+
+    monkeypatch.setattr(_loop, "_compiled", recorded)
     monkeypatch.setattr(_loop, "AUTO_COMPILE_STEPS", 5)
     monkeypatch.setattr(_loop, "compiler_available", lambda device: True)
     timed = []
@@ -478,6 +490,7 @@ def test_automatic_compilation_keeps_the_faster_kind_and_leaves_the_run_as_it_wa
     )
     train(TrainConfig(**config), tmp_path / "auto", progress=False)
     assert len(timed) == 2 and all(t > 0 for t in timed)
+    assert len(shapes) >= _loop.PROBE_STEPS + 1 and set(shapes) == {(1, 63)}
     a, b = (model_state(RunDir(tmp_path / run)) for run in ("eager", "auto"))
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert RunDir(tmp_path / "eager").read_metrics() == RunDir(tmp_path / "auto").read_metrics()

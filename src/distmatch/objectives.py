@@ -105,8 +105,8 @@ def cwae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) ->
 
     ``fresh`` (every term): only the first ``fresh`` rows of ``codes`` carry a gradient (the
     window's stored codes are constants), so the term may compute the gradient of those rows only.
-    CWAE and WAE do so inside a compiled graph; eagerly the slicing costs more operations than it
-    saves, and the full gradient's other rows are simply not used.
+    CWAE does so inside a compiled graph; eagerly its slicing costs more operations than it saves,
+    and the full gradient's other rows are simply not used. WAE and SWAE always do.
     """
     del draws  # closed form: no draws
     # The codes come from the window's join: shape checked there; non-finite codes make the loss
@@ -120,10 +120,14 @@ def _when_compiled(fresh: int | None) -> int | None:
 
 
 def wae_term(codes: torch.Tensor, draws: Draws, *, fresh: int | None = None) -> torch.Tensor:
-    """Unbiased IMQ MMD between the codes and as many fresh prior draws (WAE-MMD)."""
+    """Unbiased IMQ MMD between the codes and as many fresh prior draws (WAE-MMD).
+
+    Codes and draws are joined into one (2n, 2n) kernel matrix, and the kernel's derivative is
+    taken on the fresh rows only, eagerly too: fewer operations than three blocks with their full
+    derivatives (see :func:`distmatch.distances._pairs.two_sample_sum`)."""
     # validation skipped as for cwae_term
     return mmd_unchecked(
-        codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True, fresh=_when_compiled(fresh)
+        codes, draws.prior, imq_kernel, 1.0, WAE_SCALES, unbiased=True, fresh=fresh
     )  # fmt: skip
 
 

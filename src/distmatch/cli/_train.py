@@ -112,7 +112,14 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
             "(default: sqrt for adam, linear for sgd) or none (--lr as given)",
         },
     ),
-    "--epochs": ("epochs", {"type": int, "help": "passes over the training split (20)"}),
+    "--epochs": (
+        "epochs",
+        {
+            "type": int,
+            "help": "passes over the training split (20); with --resume alone, the run then "
+            "counts epochs, also if it was started with --steps",
+        },
+    ),
     "--steps": ("steps", {"type": int, "help": "total steps; replaces --epochs"}),
     "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
     "--eval-every": ("eval_every", {"type": int, "help": "epochs between evaluations (5)"}),
@@ -217,6 +224,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out is None:
             raise UsageError("--resume needs --out, the run folder to continue.")
+        if "epochs" in given and "steps" not in given:
+            given["steps"] = None  # a resumed run given --epochs counts epochs, not steps
         config = resumed_config(args.out, **given)
     else:
         config = TrainConfig(**given)

@@ -91,3 +91,84 @@ def pair_sum(
     if needs[1] and not same:
         grad_v = 2.0 * (w.sum(dim=0)[:, None] * vc - w.T @ uc)  # (M, D)
     return value, grad_u, grad_v
+
+
+# Two samples are joined into one (N + M, N + M) matrix while it stays this small (elements): one
+# matrix product and one kernel evaluation instead of three of each, which is what a training
+# step on n = 64 codes pays for. Beyond it, three blocks keep memory at the largest one.
+JOIN_LIMIT = 1 << 20
+
+
+def two_sample_sum(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    profile: Profile,
+    weights: tuple[float, float, float],
+    *,
+    exclude_diagonal: bool = False,
+    needs: tuple[bool, bool] = (True, True),
+    rows: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``a sum_ij k(x_i, x_j) + b sum_ij k(y_i, y_j) + c sum_ij k(x_i, y_j)`` and its gradients
+    with respect to ``x`` and ``y``, for ``weights = (a, b, c)``.
+
+    Small samples are joined into ``u = [x; y]`` with symmetric block weights ``W`` (``a`` on
+    x-x pairs, ``b`` on y-y pairs, ``c / 2`` on x-y and on y-x pairs), so that the sum is
+    ``T = sum_ij W_ij k(|u_i - u_j|^2)``, one (N + M)^2 matrix, and::
+
+        dT/du_i = 4 sum_j W_ij k'(|u_i - u_j|^2) (u_i - u_j)
+
+    Args:
+        x: (N, D) points.
+        y: (M, D) points.
+        profile: the kernel, as values and derivatives of squared distances.
+        weights: ``(a, b, c)``.
+        exclude_diagonal: leave out ``i == j`` within each sample (U-statistics).
+        needs: which gradients to compute (``x``, ``y``).
+        rows: the gradient with respect to the first ``rows`` points of ``x`` only,
+            ``(rows, D)``; not with ``needs[1]``.
+
+    Returns:
+        ``(value, grad_x, grad_y)``; a gradient is ``None`` where not needed.
+    """
+    if rows is not None and needs[1]:
+        raise ValueError(
+            "two_sample_sum: rows= gives the gradient of x's first rows only; y's needs all."
+        )
+    (n, _), m = x.shape, y.shape[0]
+    a, b, c = weights
+    if (n + m) ** 2 > JOIN_LIMIT:  # three blocks
+        xx, g_xx, _ = pair_sum(
+            x, None, profile, a, exclude_diagonal=exclude_diagonal, needs=(needs[0], False), rows=rows
+        )  # fmt: skip
+        yy, g_yy, _ = pair_sum(
+            y, None, profile, b, exclude_diagonal=exclude_diagonal, needs=(needs[1], False)
+        )  # fmt: skip
+        xy, g_x, g_y = pair_sum(x, y, profile, c, needs=needs, rows=rows)
+        return xx + yy + xy, (g_xx + g_x if needs[0] else None), (g_yy + g_y if needs[1] else None)
+    u = torch.cat([x, y])  # (N + M, D)
+    uc = u - u.mean(dim=0, keepdim=True)
+    u2 = (uc * uc).sum(dim=1)  # (N + M,)
+    d2 = torch.addmm(u2[:, None] + u2[None, :], uc, uc.T, alpha=-2.0).clamp_min_(0.0)
+    gradient = needs[0] or needs[1]
+    k, dk = profile(d2, derivative=gradient and rows is None)
+    if gradient and rows is not None:  # the derivative on x's first rows only: (rows, N + M)
+        _, dk = profile(d2[:rows])
+        uc_rows = uc[:rows]
+    else:
+        uc_rows = uc
+    if exclude_diagonal:
+        k.diagonal().zero_()
+        if gradient:
+            dk.diagonal().zero_()  # (i, i) for i < rows: the diagonal of the first rows
+    value = a * k[:n, :n].sum() + b * k[n:, n:].sum() + c * k[:n, n:].sum()
+    if not gradient:
+        return value, None, None
+    w = dk  # (N + M or rows, N + M) -> W_ij k'_ij
+    w[:n, :n].mul_(a)
+    w[:n, n:].mul_(0.5 * c)
+    if rows is None:
+        w[n:, n:].mul_(b)
+        w[n:, :n].mul_(0.5 * c)
+    grad = 4.0 * (w.sum(dim=1, keepdim=True) * uc_rows - w @ uc)  # (N + M or rows, D)
+    return value, (grad[:n] if needs[0] else None), (grad[n:] if needs[1] else None)

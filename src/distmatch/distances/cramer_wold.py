@@ -21,7 +21,7 @@ from functools import partial
 import torch
 
 from .._core import check_pair, check_positive, check_samples, fused
-from ._pairs import pair_sum
+from ._pairs import pair_sum, two_sample_sum
 
 __all__ = ["cramer_wold", "cramer_wold_normality", "phi", "phi_and_derivative", "silverman_gamma"]
 
@@ -250,12 +250,10 @@ def cramer_wold(
     def profile(d2: torch.Tensor, derivative: bool = True):
         return phi_and_derivative(d2, dim, 1.0 / (4.0 * gamma))
 
+    weights = (scale / (n * n), scale / (m * m), -2.0 * scale / (n * m))
+
     def compute(x, y, *, needs):
-        xx, g_xx, _ = pair_sum(x, None, profile, scale / (n * n), needs=needs)
-        yy, g_yy, _ = pair_sum(y, None, profile, scale / (m * m), needs=needs[::-1])
-        xy, g_x, g_y = pair_sum(x, y, profile, -2.0 * scale / (n * m), needs=needs)
-        grad_x = g_xx + g_x if needs[0] else None
-        grad_y = g_yy + g_y if needs[1] else None
-        return xx + yy + xy, (grad_x, grad_y)
+        value, g_x, g_y = two_sample_sum(x, y, profile, weights, needs=needs)
+        return value, (g_x, g_y)
 
     return fused(compute, (x, y))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .._core import check_choice, check_pair, check_positive, check_samples, check_scales, fused
-from ._pairs import pair_sum
+from ._pairs import two_sample_sum
 from .kernels import KERNELS, KernelFn
 
 __all__ = ["ESTIMATORS", "mmd"]
@@ -102,23 +102,20 @@ def mmd_unchecked(
     def profile(d2: torch.Tensor, derivative: bool = True):
         return kernel_fn(d2, dim, bandwidth, scales, derivative=derivative)
 
+    weights = (w_xx, w_yy, -2.0 / (n * m))
+
     def compute(x, y, *, needs):
-        xx, g_xx, _ = pair_sum(x, None, profile, w_xx, exclude_diagonal=unbiased, needs=needs)
-        yy, g_yy, _ = pair_sum(y, None, profile, w_yy, exclude_diagonal=unbiased, needs=needs[::-1])
-        xy, g_x, g_y = pair_sum(x, y, profile, -2.0 / (n * m), needs=needs)
-        grad_x = g_xx + g_x if needs[0] else None
-        grad_y = g_yy + g_y if needs[1] else None
-        return xx + yy + xy, (grad_x, grad_y)
+        value, g_x, g_y = two_sample_sum(
+            x, y, profile, weights, exclude_diagonal=unbiased, needs=needs
+        )  # fmt: skip
+        return value, (g_x, g_y)
 
     def compute_fresh(x_fresh, stored, y, *, needs):
         x, b = torch.cat([x_fresh, stored]), x_fresh.shape[0]
-        needs_x = (needs[0], False)
-        xx, g_xx, _ = pair_sum(
-            x, None, profile, w_xx, exclude_diagonal=unbiased, needs=needs_x, rows=b
+        value, g_x, _ = two_sample_sum(
+            x, y, profile, weights, exclude_diagonal=unbiased, needs=(needs[0], False), rows=b
         )  # fmt: skip
-        yy, _, _ = pair_sum(y, None, profile, w_yy, exclude_diagonal=unbiased, needs=(False, False))
-        xy, g_x, _ = pair_sum(x, y, profile, -2.0 / (n * m), needs=needs_x, rows=b)
-        return xx + yy + xy, (g_xx + g_x if needs[0] else None, None, None)
+        return value, (g_x, None, None)
 
     if fresh is None or fresh >= n or y.requires_grad:
         return fused(compute, (x, y))

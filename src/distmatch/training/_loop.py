@@ -25,6 +25,7 @@ Reference: Spurek et al., "One-element Batch Training by Moving Window", arXiv:1
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import statistics
@@ -276,20 +277,26 @@ def _pass_seconds(s: RunState, forward, unbiased: bool) -> float:
 
     The run is left as it was: draws from a generator of its own, the global random state and
     the model's buffers (e.g. a BatchNorm's running statistics in a model of the user's) put back,
-    gradients cleared.
+    gradients cleared. A window that starts empty (init "fill") is timed full, as a copy: the
+    steps of later shapes are the ones compiled (:func:`steady`), and with one code the distance
+    would cost next to nothing.
     """
     gen = torch.Generator(device=s.device).manual_seed(0)  # the run's own generator is untouched
     x = s.train_set.get_batch(torch.arange(min(s.config.k, len(s.train_set)))).to(s.device)
+    memory = s.memory
+    if isinstance(memory, MovingWindow) and memory.position[1] < memory.capacity:
+        memory = copy.deepcopy(memory)
+        memory.fill_up()
     cuda = s.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     buffers = [b.detach().clone() for b in s.model.buffers()]
     seconds = []
     with torch.random.fork_rng(devices=[s.device] if cuda else []):
         for _ in range(PROBE_STEPS + 1):  # the first one warms up (and compiles)
-            draws = s.objective.draws(s.memory.joined_shape(len(x)), gen, device=s.device)
+            draws = s.objective.draws(memory.joined_shape(len(x)), gen, device=s.device)
             sync()
             start = time.perf_counter()
-            _, parts = forward(s.model, s.objective, s.memory, x, draws, (len(x),), unbiased)
+            _, parts = forward(s.model, s.objective, memory, x, draws, (len(x),), unbiased)
             parts["loss"].backward()
             sync()
             seconds.append(time.perf_counter() - start)

@@ -140,6 +140,12 @@ class MovingWindow(nn.Module):
             self.codes.zero_()
         self._set_counters(0, 0 if self.init == "fill" else self.capacity)
 
+    def fill_up(self) -> None:
+        """Marks the window full as it is (the codes not yet written are those of :meth:`reset`):
+        a stand-in of the full window's shapes, e.g. to time the steps of a run before its window
+        has filled."""
+        self._set_counters(0, self.capacity)
+
     def _set_counters(self, pointer: int, filled: int) -> None:
         self._pointer, self._filled = pointer, filled
         self.pointer.fill_(pointer)
