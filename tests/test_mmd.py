@@ -200,6 +200,10 @@ def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, 
                 g_v[j] -= 2 * w * dk[0, 0] * diff
     torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g_x, e_x[:rows], rtol=1e-10, atol=1e-12)
+    again = _pairs.two_sample_sum(  # the block weights kept from the first call
+        x, y, profile, weights, exclude_diagonal=exclude_diagonal, needs=needs, rows=rows
+    )  # fmt: skip
+    assert torch.equal(again[0], value) and torch.equal(again[1], g_x)
     if rows is None:
         torch.testing.assert_close(g_y, e_y, rtol=1e-10, atol=1e-12)
     else:
