@@ -252,3 +252,20 @@ def test_the_mmd_of_fresh_rows_equals_the_full_one(unbiased, compiled):
     value = (torch.compile(estimate) if compiled else estimate)(z, 2)
     torch.testing.assert_close(value, full, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(torch.autograd.grad(value, z)[0], expected, rtol=1e-10, atol=1e-14)
+
+
+def test_the_training_mmd_of_one_code_is_the_biased_estimate():
+    """A window that fills starts with one code and one prior draw: no pairs within a sample, so
+    the unbiased estimate does not exist (it divided by zero); the biased one is taken."""
+    from distmatch.distances.kernels import imq_kernel
+    from distmatch.distances.mmd import mmd_unchecked
+
+    x = torch.tensor([[0.3, -0.2]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    for fresh in (None, 1):
+        got = mmd_unchecked(x, y, imq_kernel, 1.0, WAE_SCALES, True, fresh)
+        expected = distances.mmd(x, y, estimator="biased")
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            torch.autograd.grad(got, x)[0], torch.autograd.grad(expected, x)[0], rtol=1e-12, atol=0
+        )

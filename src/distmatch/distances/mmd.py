@@ -93,9 +93,14 @@ def mmd_unchecked(
     ``fresh``: only the first ``fresh`` rows of ``x`` carry a gradient (a moving window's fresh
     codes; the rest are its stored codes, constants): the kernel's derivative is computed on
     their rows only, and no gradient reaches ``x[fresh:]``. ``y`` must then need none.
+
+    A sample of one point has no pairs to average over: with ``unbiased`` and ``N = 1`` or
+    ``M = 1`` (the first step of a window that fills, at k = 1), the biased estimate is returned.
+    Its gradient is the same (``k(x, x)`` is a constant), and its value is >= 0.
     """
     n, dim = x.shape
     m = y.shape[0]
+    unbiased = unbiased and min(n, m) > 1
     w_xx = 1.0 / (n * (n - 1)) if unbiased else 1.0 / (n * n)
     w_yy = 1.0 / (m * (m - 1)) if unbiased else 1.0 / (m * m)
 
