@@ -155,7 +155,9 @@ def test_pair_sum_gradient_of_some_rows_needs_no_second_sample_gradient():
     torch.testing.assert_close(grad, full_grad[:2])
 
 
-@pytest.mark.parametrize("limit", [None, 0])  # one joined matrix, or three blocks
+@pytest.mark.parametrize(
+    "limit", [None, "built", 0]
+)  # one joined matrix with kept or built block weights, or three blocks
 @pytest.mark.parametrize("exclude_diagonal", [True, False])
 @pytest.mark.parametrize("rows", [None, 3])
 def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, monkeypatch):
@@ -164,7 +166,9 @@ def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, 
     from distmatch.distances import _pairs
     from distmatch.distances.kernels import imq_kernel
 
-    if limit is not None:
+    if limit == "built":
+        monkeypatch.setattr(_pairs, "KEPT_WEIGHTS", 0)
+    elif limit is not None:
         monkeypatch.setattr(_pairs, "JOIN_LIMIT", limit)
 
     def profile(d2, derivative=True):

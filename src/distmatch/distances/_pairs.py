@@ -177,13 +177,15 @@ def block_weights(
     ``a`` on the x-x block, ``b`` on the y-y block, ``c / 2`` on the two others, and 0 on the
     diagonal if ``exclude_diagonal``.
 
-    Kept for the last few (sizes, weights, dtype, device): one matrix replaces a dozen operations
-    on blocks in every call (a tensor operation costs more than its arithmetic at N = 64; on a
-    GPU, a launch). Nothing writes into it. A compiled graph builds it in every call.
+    Kept for the last few (sizes, weights, dtype, device) of up to ``KEPT_WEIGHTS`` entries: one
+    matrix replaces a dozen operations on blocks in every call (a tensor operation costs more than
+    its arithmetic at N = 64; on a GPU, a launch). Nothing writes into it. Larger ones, and those
+    of a compiled graph, are built in every call.
     """
     a, b, c = weights
     key = (n, m, weights, exclude_diagonal, like.dtype, like.device)
-    if not torch.compiler.is_compiling():
+    keep = (n + m) ** 2 <= KEPT_WEIGHTS and not torch.compiler.is_compiling()
+    if keep:
         kept = _WEIGHTS.get(key)
         if kept is not None:
             return kept
@@ -192,11 +194,12 @@ def block_weights(
     weight[n:, n:] = b
     if exclude_diagonal:
         weight.fill_diagonal_(0.0)
-    if not torch.compiler.is_compiling():
+    if keep:
         if len(_WEIGHTS) >= 8:
             _WEIGHTS.clear()
         _WEIGHTS[key] = weight
     return weight
 
 
+KEPT_WEIGHTS = 1 << 16  # entries: (N + M) <= 256, at most 8 x 512 KiB kept in float64
 _WEIGHTS: dict[tuple, torch.Tensor] = {}
