@@ -155,9 +155,8 @@ def test_pair_sum_gradient_of_some_rows_needs_no_second_sample_gradient():
     torch.testing.assert_close(grad, full_grad[:2])
 
 
-@pytest.mark.parametrize(
-    "limit", [None, "built", 0]
-)  # one joined matrix with kept or built block weights, or three blocks
+# one joined matrix with kept or built block weights, or three blocks
+@pytest.mark.parametrize("limit", [None, "built", 0])
 @pytest.mark.parametrize("exclude_diagonal", [True, False])
 @pytest.mark.parametrize("rows", [None, 3])
 def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, monkeypatch):
