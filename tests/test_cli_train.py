@@ -109,6 +109,19 @@ def test_default_out_folder_never_overwrites(tmp_path, monkeypatch, capsys):
         (["train", "--dataset", "imagenet"], "imagenet"),
         (["train", "--dataset", "mnist"], "mnist needs --data-dir"),
         (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
+        (["train", "--eval-points", "1"], "eval_points must be >= 2 (codes per distance"),
+        (
+            ["train", "--model", "skwae", "--memory", "sketch", "--window-init", "fill"],
+            "--window-init applies to a window of codes; --memory sketch keeps none",
+        ),
+        (
+            ["train", "--model", "skwae", "--memory", "sketch", "--refresh", "reencode"],
+            "refresh 'reencode' encodes a window's codes again; memory 'sketch' keeps no codes",
+        ),
+        (
+            ["train", "--model", "wae", "--sketch-frequencies", "100"],
+            "--sketch-frequencies applies to --model skwae; got --model wae",
+        ),
         (["train", "--resume"], "--resume needs --out"),
         (["train", "--resume", "--out", "nowhere"], "must be a run folder holding config.json"),
         (["evaluate", "nowhere"], "must be a run folder holding config.json"),
@@ -211,7 +224,8 @@ def test_resuming_a_run_of_steps_with_epochs_counts_epochs(tmp_path, capsys):
     assert main([*start, "--steps", "10", "--log-every", "5", "--out", str(out)]) == 0
     per_epoch = json.loads((out / "config.json").read_text())["resolved"]["steps_per_epoch"]
     assert per_epoch > 10
-    assert main(["train", "--resume", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    resume = ["train", "--resume", "--epochs", "2", "--eval-points", "30", "--no-progress"]
+    assert main([*resume, "--out", str(out)]) == 0  # the evaluation's size may change too
     assert json.loads((out / "summary.json").read_text())["step"] == 2 * per_epoch
     saved = json.loads((out / "config.json").read_text())["config"]
-    assert (saved["steps"], saved["epochs"]) == (None, 2)
+    assert (saved["steps"], saved["epochs"], saved["eval_points"]) == (None, 2, 30)

@@ -69,8 +69,8 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         "refresh_from",
         {
             "choices": REFRESH_SOURCES,
-            "help": "what a refresh encodes: the inputs of the window's codes (window, default) or "
-            "as many random training inputs (random)",
+            "help": "what a refresh encodes: as many random training inputs (random, default) "
+            "or the inputs of the window's codes (window)",
         },
     ),
     "--window-gradient": (
@@ -208,6 +208,26 @@ def _given(args: argparse.Namespace) -> dict:
     return values
 
 
+# Options that a run of this configuration would ignore, given on the command line: an error
+# rather than a run that silently does something else than asked.
+_WINDOW_ONLY = ("window_init", "refresh_every", "refresh_from")
+_SKETCH_ONLY = ("sketch_frequencies", "sketch_bandwidth")
+
+
+def _check_applies(config: TrainConfig, given: dict) -> None:
+    flag = next((name for name in _WINDOW_ONLY if name in given), None)
+    if config.memory == "sketch" and flag is not None:
+        raise UsageError(
+            f"--{flag.replace('_', '-')} applies to a window of codes; --memory sketch keeps "
+            "none (its sketch starts empty)."
+        )
+    flag = next((name for name in _SKETCH_ONLY if name in given), None)
+    if config.model != "skwae" and flag is not None:
+        raise UsageError(
+            f"--{flag.replace('_', '-')} applies to --model skwae; got --model {config.model}."
+        )
+
+
 def _default_out(config) -> Path:
     stem = Path(config.dataset).stem if config.dataset.endswith(".npy") else config.dataset
     base = Path("runs") / f"{config.model}-{stem}-n{config.n}-k{config.k}"
@@ -230,6 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig(**given)
     config.validate()
+    _check_applies(config, given)
     # Under torchrun every rank runs this; rank 0 chooses the folder and alone prints.
     with distributed.process_group(config.device):
         out = args.out if args.out is not None else distributed.on_main(_default_out, config)

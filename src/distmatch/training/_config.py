@@ -125,6 +125,11 @@ class TrainConfig:
             raise ValueError(
                 f"memory 'sketch' (a moving sketch) needs model 'skwae'; got model {self.model!r}."
             )
+        if self.memory == "sketch" and self.refresh != "none":
+            raise ValueError(
+                f"refresh {self.refresh!r} encodes a window's codes again; memory 'sketch' keeps no "
+                "codes (it needs refresh 'none')."
+            )
         check_positive_int(self.sketch_frequencies, "sketch_frequencies")
         if self.refresh_every != 0:
             check_positive_int(self.refresh_every, "refresh_every")
@@ -136,6 +141,10 @@ class TrainConfig:
         check_positive(self.checkpoint_minutes, "checkpoint_minutes")
         for name in ("epochs", "eval_every", "eval_points", "log_every", "checkpoint_every"):
             check_positive_int(getattr(self, name), name)
+        if self.eval_points < 2:  # checked here, not after training, where its evaluation needs it
+            raise ValueError(
+                f"eval_points must be >= 2 (codes per distance estimate); got {self.eval_points}."
+            )
         for name in ("steps", "latent_dim", "image_size"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
@@ -148,6 +157,7 @@ RESUMABLE_FIELDS = frozenset(
         "epochs",
         "steps",
         "eval_every",
+        "eval_points",
         "log_every",
         "checkpoint_every",
         "checkpoint_minutes",
