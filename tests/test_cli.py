@@ -61,6 +61,8 @@ def test_one_file_adds_normality(tmp_path, capsys):
         (("n.npy", np.full((4, 2), np.nan)), ["n.npy"], "must contain only finite values"),
         (("a.npy", np.zeros((4, 2))), ["a.npy", "a.npy", "a.npy"], "at most two files"),
         (("a.npy", np.zeros((4, 2))), ["a.npy", "--bandwidth", "-1"], "bandwidth must be"),
+        (None, ["--device", "foo"], "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'foo'"),
+        (None, ["--device", "cuda"], "device must be available; got 'cuda'"),
     ],
 )
 def test_bad_input_is_one_line_with_status_2(tmp_path, monkeypatch, capsys, make, argv, message):

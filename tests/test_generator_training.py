@@ -208,3 +208,53 @@ def test_fit_mmd_refuses_to_resume_a_fit_sketch_run(spiral_sketch, tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "it is a run of distmatch fit-sketch" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["fit-mmd", "--dataset", "spiral", "--batch-size", "1"],
+            "batch_size must give every batch at least 2 samples for the MMD",
+        ),
+        (  # 4001 codes in batches of 500: a last batch of 1
+            ["fit-mmd", "--dataset", "spiral", "--latent-codes", "4001", "--batch-size", "500"],
+            "got 500 (last batch 1)",
+        ),
+        (
+            ["fit-mmd", "--dataset", "points.npy", "--law", "folded_gaussian"],
+            "law 'folded_gaussian' has a closed-form kernel in 2-D only; got D = 5",
+        ),
+    ],
+)
+def test_generator_runs_refuse_what_they_cannot_train_before_training(
+    argv, message, tmp_path, monkeypatch, capsys
+):
+    """Batches too small for the estimate (a NaN loss, or a failure at the first step, left a
+    checkpoint that no resume could get past) and a kernel that does not exist in D dimensions."""
+    monkeypatch.chdir(tmp_path)
+    np.save("points.npy", np.random.default_rng(0).normal(size=(500, 5)).astype(np.float32))
+    assert main([*argv, "--epochs", "1", "--out", "r", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_an_unbiased_sketch_fit_needs_batches_of_two(spiral_sketch, tmp_path, capsys):
+    argv = ["fit-sketch", str(spiral_sketch), "--estimator", "unbiased", "--batch-size", "1"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "at least 2 samples for the unbiased estimator" in capsys.readouterr().err
+    config = GeneratorConfig(sketch=str(spiral_sketch), epochs=1, estimator="biased", **SHORT)
+    config = dataclasses.replace(config, batch_size=1, latent_codes=3)
+    assert train_generator(config, tmp_path / "biased", progress=False)["epochs"] == 1
+
+
+def test_fit_mmd_on_vectors_of_any_dimension_takes_the_gaussian_kernel(tmp_path, capsys):
+    data = tmp_path / "points.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(600, 5)).astype(np.float32))
+    argv = ["fit-mmd", "--dataset", str(data), "--epochs", "1", "--latent-codes", "1000"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["step"] == 1 and math.isfinite(summary["mmd"]) and math.isfinite(summary["loss"])
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (record["config"]["law"], record["resolved"]["law"]) == (None, "gaussian")

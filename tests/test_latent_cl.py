@@ -64,3 +64,27 @@ def test_bad_flags(fitted, capsys, flags, message):
 
 def test_not_a_run_folder(tmp_path, capsys):
     assert main(["fit-latent-sketch", str(tmp_path)]) == 2
+
+
+def test_a_last_batch_of_one_code_is_refused_before_training(fitted, tmp_path, capsys):
+    """1001 codes in batches of 1000 leave a last batch of 1, which the unbiased estimator cannot
+    use (the loss was NaN, and the command ended in a traceback)."""
+    argv = ["fit-latent-sketch", str(fitted), "--epochs", "1", "--latent-codes", "1001"]
+    assert main([*argv, "--n-frequencies", "200", "--out", str(tmp_path / "l")]) == 2
+    assert "(last batch 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("error", "status"), [("interrupted", 130), ("diverged", 1)])
+def test_an_interrupted_or_diverged_fit_is_one_line(fitted, monkeypatch, capsys, error, status):
+    from distmatch.cli import _latent
+    from distmatch.runs import NonFiniteLossError, TrainingInterrupted
+
+    def fails(*args, **kwargs):
+        if error == "interrupted":
+            raise TrainingInterrupted("interrupted at step 3")
+        raise NonFiniteLossError("the loss became NaN or infinite")
+
+    monkeypatch.setattr(_latent, "fit_latent_sketch", fails)
+    assert main(["fit-latent-sketch", str(fitted), "--no-progress"]) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("distmatch fit-latent-sketch: "), err

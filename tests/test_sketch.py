@@ -478,9 +478,14 @@ def test_error_corrupt_sketch_file(features, data, tmp_path):
     Sketch(features).update(data).save(path)
     with np.load(path) as npz:
         arrays = dict(npz)
+    good = arrays["sum"]
     arrays["sum"] = np.zeros(5)
     np.savez(path, **arrays)
-    with pytest.raises(SketchError, match=r"is corrupt: sum must be 128 finite values"):
+    with pytest.raises(SketchError, match=r"is corrupt: sum must have shape \(128,\); got \(5,\)"):
+        Sketch.load(path)
+    arrays["sum"] = np.where(np.arange(128) < 2, np.inf, good)
+    np.savez(path, **arrays)
+    with pytest.raises(SketchError, match=r"is corrupt: sum must hold finite values; got 2 NaN"):
         Sketch.load(path)
 
 
@@ -517,3 +522,22 @@ def test_the_source_is_saved_and_survives_copies_and_same_source_merges(tmp_path
     assert loaded.merge(a.copy()).source == "spiral"
     other = Sketch(features).update(torch.randn(5, 2))
     assert loaded.merge(other).source is None  # mixed sources
+
+
+def test_a_sketch_of_nan_is_never_written(tmp_path):
+    features = FourierFeatures(2, 8, bandwidth=1.0, generator=torch.Generator().manual_seed(0))
+    s = Sketch(features).update(torch.randn(5, 2, dtype=torch.float64))
+    s.sum[0] = float("nan")
+    with pytest.raises(ValueError, match="a sketch must hold finite values; got NaN or inf"):
+        s.save(tmp_path / "s.npz")
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_the_bandwidth_of_one_repeated_point_is_refused(tmp_path, capsys):
+    from distmatch.cli import main
+
+    np.save(tmp_path / "zeros.npy", np.zeros((300, 3), dtype=np.float32))
+    argv = ["sketch", "--dataset", str(tmp_path / "zeros.npy"), "--bandwidth", "auto"]
+    assert main([*argv, "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 2
+    assert "x must hold distinct points; got a variance of 0" in capsys.readouterr().err
+    assert not (tmp_path / "s.npz").exists()

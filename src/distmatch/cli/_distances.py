@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import distances
+from .._core import resolve_device
 from ..distances import DISTANCES, ESTIMATORS, KERNELS
 from ..report import save_curves
 from ._common import UsageError
@@ -54,7 +55,7 @@ def add_distances(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=int, default=8, help="demo dimension (default 8)")
     p.add_argument("--num", type=int, default=500, help="demo points per sample (default 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--figure", type=Path, default=None, help="demo: write a PNG of distance vs shift"
@@ -114,6 +115,7 @@ def run_distances(args: argparse.Namespace) -> int:
         raise UsageError(f"distances takes at most two files; got {len(args.files)}.")
     if args.max_points < 2 or args.num < 2 or args.dim < 1:
         raise UsageError("--max-points and --num must be >= 2 and --dim >= 1.")
+    args.device = resolve_device(args.device)  # ValueError (exit 2) for a device not here
     names = args.distance or list(distances.DISTANCES)
     options = _distance_options(args)
     gen = torch.Generator().manual_seed(args.seed)

@@ -91,9 +91,17 @@ class GeneratorRun(RunEngine):
             s.center = torch.zeros(dim, dtype=torch.float64)
             s.scale = 1.0 if images else unit_ball_scaling(raw)  # images stay pixels in [0, 1]
             s.data = (raw / s.scale).float().to(s.device)  # (N, D), sketch coordinates
+            law = config.law
+            if law is None and not images and dim != 2:  # the recipe's folded Gaussian: 2-D only
+                law = "gaussian"
             s.law, _, s.bandwidth = sk.sketch_recipe(
-                dim, image=images, law=config.law, bandwidth=config.bandwidth
+                dim, image=images, law=law, bandwidth=config.bandwidth
             )
+            if s.law == "folded_gaussian" and dim != 2 and config.kernel == "matched":
+                raise ValueError(
+                    f"law 'folded_gaussian' has a closed-form kernel in 2-D only; got D = {dim} "
+                    "(use law 'gaussian', or kernel 'multiscale')."
+                )
             if s.bandwidth is None:
                 rows = torch.randperm(
                     len(raw), generator=torch.Generator().manual_seed(config.seed)
@@ -130,9 +138,11 @@ class GeneratorRun(RunEngine):
             s.codes = torch.randn(n_codes, latent, generator=code_gen).to(s.device)  # kept all run
         s.steps_per_epoch = math.ceil(n_codes / config.batch_size)
         s.layouts = {}  # global batch size -> [labels, rows of each class] (conditional runs)
+        last = n_codes - (s.steps_per_epoch - 1) * config.batch_size
         if s.classes is not None:
-            last = n_codes - (s.steps_per_epoch - 1) * config.batch_size
             s.classes.check_batch(config.batch_size, last, config.estimator)
+        else:
+            _check_batch(config, last)
         s.total_steps = config.epochs * s.steps_per_epoch
         s.epoch_meter = Meter()
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
@@ -379,3 +389,17 @@ class GeneratorRun(RunEngine):
             "stopped_early": self.stopped_early,
             "step": self.step,
         }
+
+
+def _check_batch(config: GeneratorConfig, last: int) -> None:
+    """Refuses batches too small for the run's estimate, before training: 2 samples for an
+    unbiased one (the sketch's unbiased estimator, or fit-mmd's MMD), else 1; ``last`` is the size
+    of an epoch's last batch."""
+    unbiased = config.objective == "mmd" or config.estimator == "unbiased"
+    if min(config.batch_size, last) < (2 if unbiased else 1):
+        what = "the MMD" if config.objective == "mmd" else "the unbiased estimator"
+        raise ValueError(
+            f"batch_size must give every batch at least 2 samples for {what}, and so must an "
+            f"epoch's last batch; got {config.batch_size} (last batch {last}): change the batch "
+            "size or the number of latent codes."
+        )

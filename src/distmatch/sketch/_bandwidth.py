@@ -70,7 +70,9 @@ def _bandwidth_sketch(
     dim = x.shape[1]
     # pycle starts at a random sigma2 in [0.3, 1.6]; the per-dimension variance is the answer for a
     # single Gaussian and of the data's own scale otherwise, so fewer iterations are wasted.
-    sigma2 = max(float(x.var(dim=0).mean()), 1e-300)
+    sigma2 = float(x.var(dim=0).mean())
+    if not sigma2 > 0.0:  # one point, repeated: no scale to estimate
+        raise ValueError("x must hold distinct points; got a variance of 0 in every dimension.")
     block = n_frequencies // _BLOCKS
     for _ in range(iterations):
         omega = draw_frequencies(

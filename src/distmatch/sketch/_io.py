@@ -79,10 +79,16 @@ def write_sketch(
     with ``classes``, the sketches of the data's classes beside it (see the module docstring).
 
     Raises:
-        ValueError: ``classes`` that are not the classes of ``sketch``.
+        ValueError: ``classes`` that are not the classes of ``sketch``, or a sketch holding NaN
+            or inf (which no reader would accept).
     """
     if classes:
         _check_classes(sketch, classes)
+    for part in (sketch, *(classes or ())):
+        if not bool(torch.isfinite(part.sum).all()) or not bool(
+            torch.isfinite(part.features.frequencies).all()
+        ):
+            raise ValueError("a sketch must hold finite values; got NaN or inf (nothing written).")
     f = sketch.features
     empty = np.zeros(0)
     seeded = f.redrawn() is not None
@@ -299,9 +305,11 @@ def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
     if not bool(a["dithered"]) and np.any(a["dither"]):
         raise ValueError("dither must be zeros when dithered is False; got non-zero entries.")
     total = np.asarray(a["sum"], dtype=np.float64)
-    if total.shape != (2 * features.n_frequencies,) or not np.isfinite(total).all():
+    if total.shape != (2 * features.n_frequencies,):
+        raise ValueError(f"sum must have shape ({2 * features.n_frequencies},); got {total.shape}.")
+    if not np.isfinite(total).all():
         raise ValueError(
-            f"sum must be {2 * features.n_frequencies} finite values; got {total.shape}."
+            f"sum must hold finite values; got {int((~np.isfinite(total)).sum())} NaN or inf."
         )
     if a["count"].dtype.kind not in "iu" or int(a["count"]) < 0:
         raise ValueError(f"count must be an integer >= 0; got {a['count']}.")
