@@ -26,6 +26,22 @@ from distmatch.window import MovingWindow
 FAST = {"log_every": 10, "eval_points": 200, "eval_every": 1}
 
 
+def compiled_calls(monkeypatch, loop) -> list[tuple[int, int]]:
+    """From then on, ``loop._compiled(fn)`` returns ``fn`` itself (no compiling), recording the
+    shapes of each call: (fresh codes, stored codes of the window)."""
+    calls = []
+
+    def recorded(fn, required):
+        def call(model, objective, memory, x, *rest):
+            calls.append((len(x), memory.position[1]))
+            return fn(model, objective, memory, x, *rest)
+
+        return call
+
+    monkeypatch.setattr(loop, "_compiled", recorded)
+    return calls
+
+
 def model_state(run: RunDir) -> dict[str, torch.Tensor]:
     return torch.load(run.checkpoint, weights_only=True)["model"]
 
@@ -472,16 +488,7 @@ def test_automatic_compilation_keeps_the_faster_kind_and_leaves_the_run_as_it_wa
     train(TrainConfig(compile=False, **config), tmp_path / "eager", progress=False)
     # "compiled" is the eager function here: whichever the timing keeps, the run must be the
     # eager run to the bit, so the passes that were timed changed nothing (model, draws, window)
-    shapes = []
-
-    def recorded(fn, required):
-        def call(model, objective, memory, x, *rest):
-            shapes.append((len(x), memory.position[1]))
-            return fn(model, objective, memory, x, *rest)
-
-        return call
-
-    monkeypatch.setattr(_loop, "_compiled", recorded)
+    shapes = compiled_calls(monkeypatch, _loop)
     monkeypatch.setattr(_loop, "AUTO_COMPILE_STEPS", 5)
     monkeypatch.setattr(_loop, "compiler_available", lambda device: True)
     timed = []
@@ -666,16 +673,7 @@ def test_a_compiled_run_compiles_the_steady_steps_only(tmp_path, monkeypatch):
     left the run eager)."""
     from distmatch.training import _loop
 
-    shapes = []
-
-    def recorded(fn, required):
-        def call(model, objective, memory, x, *rest):
-            shapes.append((len(x), memory.position[1]))
-            return fn(model, objective, memory, x, *rest)
-
-        return call
-
-    monkeypatch.setattr(_loop, "_compiled", recorded)
+    shapes = compiled_calls(monkeypatch, _loop)
     config = dict(n=16, k=7, window_init="fill", compile=True, **FAST)
     summary = train(TrainConfig(steps=450, **config), tmp_path / "run", progress=False)
     assert summary["step"] == 450
