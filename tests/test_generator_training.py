@@ -222,6 +222,10 @@ def test_fit_mmd_refuses_to_resume_a_fit_sketch_run(spiral_sketch, tmp_path, cap
             "got 500 (last batch 1)",
         ),
         (
+            ["fit-mmd", "--dataset", "spiral", "--eval-points", "1"],
+            "eval_points must be >= 2 (points per distance estimate); got 1",
+        ),
+        (
             ["fit-mmd", "--dataset", "points.npy", "--law", "folded_gaussian"],
             "law 'folded_gaussian' has a closed-form kernel in 2-D only; got D = 5",
         ),
@@ -258,3 +262,13 @@ def test_fit_mmd_on_vectors_of_any_dimension_takes_the_gaussian_kernel(tmp_path,
     assert summary["step"] == 1 and math.isfinite(summary["mmd"]) and math.isfinite(summary["loss"])
     record = json.loads((tmp_path / "r" / "config.json").read_text())
     assert (record["config"]["law"], record["resolved"]["law"]) == (None, "gaussian")
+
+
+def test_resuming_with_fewer_epochs_than_done_says_so_and_changes_nothing(tmp_path, caplog):
+    out = tmp_path / "run"
+    argv = ["fit-mmd", "--dataset", "spiral", "--latent-codes", "1000", "--batch-size", "250"]
+    assert main([*argv, "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(["fit-mmd", "--resume", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert "the run is at step 8 (2 full epochs), past the 1 epochs asked for" in caplog.text
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files

@@ -88,3 +88,10 @@ def test_an_interrupted_or_diverged_fit_is_one_line(fitted, monkeypatch, capsys,
     assert main(["fit-latent-sketch", str(fitted), "--no-progress"]) == status
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("distmatch fit-latent-sketch: "), err
+
+
+def test_a_generator_run_is_not_an_autoencoder(tmp_path, capsys):
+    argv = ["fit-mmd", "--dataset", "spiral", "--epochs", "1", "--latent-codes", "1000"]
+    assert main([*argv, "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    assert main(["fit-latent-sketch", str(tmp_path / "g"), "--no-progress"]) == 2
+    assert "must be an autoencoder run (distmatch train); it is not" in capsys.readouterr().err

@@ -27,10 +27,13 @@ def load_autoencoder(
         ``(record, model)``: the content of ``config.json`` and the model in eval mode.
 
     Raises:
-        RunError: not a run folder, a run of a custom model, or an unreadable checkpoint.
+        RunError: not a run folder, a generator's run, a run of a custom model, or an unreadable
+            checkpoint.
     """
     run = RunDir(out)
     record = run.read_json(run.config)
+    if record.get("kind") is not None:  # a generator run (kind "generator")
+        raise RunError(f"'{run.root}' must be an autoencoder run (distmatch train); it is not.")
     resolved = record.get("resolved", {})
     if not resolved.get("arch"):
         raise RunError(f"'{run.root}' was trained with a custom model; rebuild it in Python.")

@@ -122,6 +122,10 @@ class GeneratorConfig:
             check_positive(self.min_delta, "min_delta")
         for name in ("patience", "eval_points", "log_every"):
             check_positive_int(getattr(self, name), name)
+        if self.eval_points < 2:  # checked here, not at the first evaluation, which needs it
+            raise ValueError(
+                f"eval_points must be >= 2 (points per distance estimate); got {self.eval_points}."
+            )
         for name in ("latent_dim", "latent_codes", "batch_size", "epochs"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)

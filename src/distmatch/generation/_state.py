@@ -148,6 +148,11 @@ class GeneratorRun(RunEngine):
         s.best, s.bad_epochs, s.stopped_early = math.inf, 0, False
         s.figure_seconds = 0.0
         s.begin(run, s._record(dim), state)
+        if s.epoch + (s.batch > 0) > config.epochs and s.world.is_main:
+            log.warning(
+                "the run is at step %d (%d full epochs), past the %d epochs asked for: nothing "
+                "to train (give more --epochs to extend it)", s.step, s.epoch, config.epochs,
+            )  # fmt: skip
         return s
 
     def _check_memory(self, dim: int) -> None:
