@@ -241,7 +241,16 @@ CASES = [
             "{work}/p.npz",
         ],
         2,
-        r"--epsilon needs a --bandwidth number and a fixed --scale",
+        r"--epsilon needs a --bandwidth number and a fixed --scale.*; got --bandwidth auto "
+        r"\(estimated from the data\)",
+        [],
+    ),
+    (
+        "private-sketch-of-vectors-with-a-scale-estimated-from-the-data",
+        None,
+        ["sketch", "--dataset", "spiral", "--epsilon", "1", "--out", "{work}/p.npz"],
+        2,
+        r"; got --scale auto \(estimated from the data\)",
         [],
     ),
     (

@@ -272,3 +272,11 @@ def test_resuming_with_fewer_epochs_than_done_says_so_and_changes_nothing(tmp_pa
     assert main(["fit-mmd", "--resume", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     assert "the run is at step 8 (2 full epochs), past the 1 epochs asked for" in caplog.text
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+
+
+def test_sketch_of_a_file_that_is_no_npy_array_is_one_line(tmp_path, capsys):
+    (tmp_path / "text.npy").write_text("not an array")
+    argv = ["sketch", "--dataset", str(tmp_path / "text.npy"), "--out", str(tmp_path / "s.npz")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "must be a .npy file; got a file without the .npy header" in err

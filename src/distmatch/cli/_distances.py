@@ -12,6 +12,7 @@ import torch
 
 from .. import distances
 from .._core import resolve_device
+from ..data import open_npy
 from ..distances import DISTANCES, ESTIMATORS, KERNELS
 from ..report import save_curves
 from ._common import UsageError
@@ -68,10 +69,7 @@ def _load_samples(path: Path, max_points: int, generator, device: str):
         raise UsageError(f"sample files must be .npy arrays; got '{path}'.")
     if not path.is_file():
         raise UsageError(f"sample file '{path}' does not exist.")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:
-        raise UsageError(f"'{path}' is not a readable .npy array: {err}") from None
+    array = open_npy(path)  # DataError (exit 2) for a file that is no array of numbers
     if array.ndim < 2 or array.shape[0] < 1:
         raise UsageError(
             f"'{path}' must hold an array of shape (N, D) or (N, ...); got {array.shape}."

@@ -130,10 +130,12 @@ def run_sketch(args: argparse.Namespace) -> int:
     )  # fmt: skip
     fixed_scale = _fixed_scale(args.scale, images)
     if privacy is not None and (bandwidth is None or fixed_scale is None):
+        estimated = [f"--bandwidth {args.bandwidth or 'auto'}"] if bandwidth is None else []
+        estimated += [f"--scale {args.scale or 'auto'}"] if fixed_scale is None else []
         raise UsageError(
             "--epsilon needs a --bandwidth number and a fixed --scale (none or a number): "
             "estimating them from the data would leak what the privacy guarantee does not "
-            f"cover; got --bandwidth {args.bandwidth or 'auto'} and --scale {args.scale}."
+            f"cover; got {' and '.join(estimated)} (estimated from the data)."
         )
     # a labelled data set sketched whole: its classes too, in the same file
     with_classes = (

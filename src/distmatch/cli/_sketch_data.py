@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import sketch as sk
-from ..data import TOYS, FlatRows, dataset_names, load_split, toy_dataset
+from ..data import TOYS, FlatRows, dataset_names, load_split, open_npy, toy_dataset
 from ..evaluation import statistics_key
 from ._common import UsageError
 
@@ -80,7 +80,7 @@ def sketch_source(args: argparse.Namespace) -> Source:
     if args.dataset.endswith(".npy"):
         if not path.is_file():
             raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        data = open_npy(path)  # DataError (exit 2) for a file that is no array of numbers
         if data.ndim == 2 and data.dtype != np.uint8:  # vectors: streamed from the memory map
             return Source(data, len(data), data.shape[1], sk.file_fingerprint(path, "npy"))
     elif args.dataset not in dataset_names() and not (path.is_dir() or path.suffix == ".zip"):

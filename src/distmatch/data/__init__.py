@@ -12,7 +12,8 @@ images as float32 ``(C, H, W)`` in [0, 1], vectors as float32 ``(D,)``. The regi
 - ``celeba``, ``ffhq``: a folder or zip of JPEG/PNG faces, decoded lazily, centre-cropped and
   resized; the last tenth (by sorted name) is the test split.
 
-Any path ending in ``.npy`` is a data set too. Nothing is ever unpickled.
+Any path ending in ``.npy`` is a data set too (:func:`open_npy` reads one). Nothing is ever
+unpickled.
 
 :data:`TOYS` holds the 2-D distributions of the CL-GN paper with their exact log-densities, and
 :func:`load_vectors` reads a toy or a data set as one (N, D) tensor.
@@ -25,6 +26,7 @@ Example:
 
 from ._images import DataError
 from ._loaders import DATASETS, IMAGE_SIZES, dataset_names, load_split
+from ._npy import open_npy
 from ._sets import TEST_EVERY, FlatRows, ImageFileSet, SampleSet, TensorSet, describe
 from ._toys import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
 from ._vectors import load_vectors
@@ -44,6 +46,7 @@ __all__ = [
     "describe",
     "load_split",
     "load_vectors",
+    "open_npy",
     "toy_dataset",
     "toy_log_density",
     "toy_sample",

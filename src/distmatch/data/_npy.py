@@ -15,7 +15,13 @@ from ._images import DataError
 from ._sets import TensorSet, test_slice
 
 
-def _open_npy(path: Path) -> np.ndarray:
+def open_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped, checked to be numbers of shape (N, ...) with
+    N >= 1 (never unpickled).
+
+    Raises:
+        DataError: a file without the ``.npy`` header, pickled objects, other dtypes or shapes.
+    """
     with path.open("rb") as file:
         if file.read(6) != b"\x93NUMPY":
             raise DataError(f"'{path}' must be a .npy file; got a file without the .npy header.")
@@ -68,13 +74,13 @@ def load_npy(path: Path, split: str) -> TensorSet:
     if not path.is_file():
         raise DataError(f"dataset '{path}' must be an existing .npy file; got no such file.")
     sibling = path.with_name(f"{path.stem}_test.npy")
-    array = _open_npy(path)
+    array = open_npy(path)
     if not sibling.is_file():
         rows = test_slice(len(array), split, f"'{path}'")
         return TensorSet(_npy_samples(array, path, rows), name=str(path), split=split)
     if split == "train":
         return TensorSet(_npy_samples(array, path), name=str(path), split=split)
-    test = _open_npy(sibling)
+    test = open_npy(sibling)
     if test.shape[1:] != array.shape[1:] or (test.dtype == np.uint8) != (array.dtype == np.uint8):
         raise DataError(
             f"'{sibling}' must hold samples like '{path}' ({array.dtype}, shape (N, "
