@@ -222,6 +222,10 @@ def test_fit_mmd_refuses_to_resume_a_fit_sketch_run(spiral_sketch, tmp_path, cap
             "got 500 (last batch 1)",
         ),
         (
+            ["fit-mmd", "--dataset", "spiral", "--latent-codes", "-1"],
+            "--latent-codes must be >= 0 (0: fresh codes each step); got -1",
+        ),
+        (
             ["fit-mmd", "--dataset", "spiral", "--eval-points", "1"],
             "eval_points must be >= 2 (points per distance estimate); got 1",
         ),

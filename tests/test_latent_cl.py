@@ -95,3 +95,12 @@ def test_a_generator_run_is_not_an_autoencoder(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "g"), "--no-progress"]) == 0
     assert main(["fit-latent-sketch", str(tmp_path / "g"), "--no-progress"]) == 2
     assert "must be an autoencoder run (distmatch train); it is not" in capsys.readouterr().err
+
+
+def test_the_output_folder_is_never_another_run(fitted, tmp_path, capsys):
+    argv = ["fit-mmd", "--dataset", "spiral", "--epochs", "1", "--latent-codes", "1000"]
+    assert main([*argv, "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    before = sorted(p.name for p in (tmp_path / "g").iterdir())
+    assert main(["fit-latent-sketch", str(fitted), "--out", str(tmp_path / "g")]) == 2
+    assert "holds a run of its own (config.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == before

@@ -172,6 +172,10 @@ def _fit(args: argparse.Namespace, source: str, value: str | list[str] | None) -
     for name in ("kernel", "law", "bandwidth", "conditional"):
         if hasattr(args, name):
             given[name] = getattr(args, name)
+    if given.get("latent_codes", 0) < 0:
+        raise UsageError(
+            f"--latent-codes must be >= 0 (0: fresh codes each step); got {given['latent_codes']}."
+        )
     if given.get("latent_codes") == 0:
         given["latent_codes"] = None
     objective = "sketch" if source == "sketch" else "mmd"

@@ -45,7 +45,7 @@ from ..evaluation import (
     reference_summary,
 )
 from ..report import save_image_grid
-from ..runs import RunDir
+from ..runs import RunDir, RunError
 from ._config import GeneratorConfig
 from ._loop import train_generator
 
@@ -106,6 +106,11 @@ def fit_latent_sketch(
     train = load_split(config["dataset"], "train", data_dir=where, image_size=config["image_size"])
     test = load_split(config["dataset"], "test", data_dir=where, image_size=config["image_size"])
     folder = Path(out) if out is not None else Path(run) / "latent"
+    if (folder / "config.json").is_file():  # its own run is folder/run
+        raise RunError(
+            f"out must be a folder of fit-latent-sketch's outputs; '{folder}' holds a run of its "
+            "own (config.json)."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     sketch_path = folder / "sketch.npz"
     if sketch_path.is_file():
