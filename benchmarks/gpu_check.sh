@@ -75,6 +75,8 @@ if [ "$PART" != 1 ]; then
         "$RUNS/spiral/summary.json" >>"$OUT/train.txt" 2>&1
 
     # 5. The whole suite with the GPU visible (tests not marked cuda must hide it themselves).
+    #    A run cut by its limit may print one F at the cut: the TERM reaches a training loop under
+    #    test, which takes it as a stop request (its test fails), and pytest goes on until KILL.
     step suite "$suite_limit" log.txt "$py" -m pytest -q -rf $workers tests -p no:cacheprovider \
         --junitxml="$OUT/suite.xml"
 fi
