@@ -284,3 +284,16 @@ def test_sketch_of_a_file_that_is_no_npy_array_is_one_line(tmp_path, capsys):
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "must be a .npy file; got a file without the .npy header" in err
+
+
+def test_evaluate_scores_a_vector_generator_run_as_its_training_did(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["fit-mmd", "--dataset", "spiral", "--epochs", "2", "--latent-codes", "2000"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    trained = json.loads((out / "summary.json").read_text())
+    assert main(["evaluate", str(out), "--points", "2000"]) == 0
+    scored = json.loads((out / "eval.json").read_text())
+    assert scored["points"] == 2000
+    for name in ("mmd", "sliced_w2", "log_likelihood"):  # other draws of the same estimates
+        assert math.isfinite(scored[name]), name
+        assert abs(scored[name] - trained[name]) < 0.15 * abs(trained[name]), name

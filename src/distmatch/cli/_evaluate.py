@@ -38,7 +38,9 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
             "samples (needs the Inception weights file), --parzen the Parzen-window "
             "log-likelihood of the test split (GMMN protocol). Image generator runs (fit-sketch, "
-            "fit-mmd): the classifier metric of --fid-samples samples, and --fid."
+            "fit-mmd): the classifier metric of --fid-samples samples, and --fid. Vector "
+            "generator runs: mmd and sliced_w2 of --points samples against held-out data "
+            "(log_likelihood for toys), as their training evaluates them."
         ),
     )
     p.add_argument("run", type=Path, help="run folder of distmatch train, fit-sketch or fit-mmd")

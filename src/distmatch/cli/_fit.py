@@ -28,6 +28,7 @@ from ..generation import (
     MMD_KERNELS,
     MMD_LAWS,
     GeneratorConfig,
+    HeldOut,
     resumed_config,
     train_generator,
 )
@@ -239,6 +240,23 @@ def run_fit_mmd(args: argparse.Namespace) -> int:
     return _fit(args, "dataset", dataset)
 
 
+def _vector_metrics(args, record, generator, source, data_dir, device) -> dict:
+    """The held-out metrics of a vector generator run, as its evaluations during training
+    compute them, on ``--points`` samples (in the sketch's coordinates, as trained)."""
+    resolved = record["resolved"]
+    heldout = HeldOut(
+        source, data_dir, generator.sample_shape,
+        torch.tensor(resolved["center"], dtype=torch.float64), float(resolved["scale"]),
+        args.points, record["config"]["seed"] + 1, record["config"]["objective"], device,
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(args.seed)
+    model = _Decoder(generator, resolved.get("class_weights"), args.seed)
+    z = torch.randn(args.points, generator.latent_dim, generator=gen)
+    with torch.no_grad():  # in chunks; not clamped (decoded_samples keeps pixels in [0, 1])
+        samples = torch.cat([model.decode(part.to(device)).cpu() for part in z.split(1000)])
+    return {"points": args.points, **heldout.metrics(samples, gen)}
+
+
 class _Decoder(torch.nn.Module):
     """An image generator seen as a decoder (``decode``, ``latent_dim``), for the FID helpers.
 
@@ -261,12 +279,12 @@ class _Decoder(torch.nn.Module):
 
 
 def evaluate_generator_run(args: argparse.Namespace) -> dict:
-    """``distmatch evaluate`` of an image generator run: the classifier metric of
-    ``--fid-samples`` samples against the test split, and the FID with ``--fid``."""
+    """``distmatch evaluate`` of a generator run. Images: the classifier metric of
+    ``--fid-samples`` samples against the test split, and the FID with ``--fid``. Vectors: the
+    held-out metrics of its training evaluation (``mmd``, ``sliced_w2``; ``log_likelihood`` for
+    toys) of ``--points`` samples."""
     device = resolve_device(args.device)
     record, generator, _ = load_generator(args.run, device=device)
-    if len(generator.sample_shape) != 3:
-        raise UsageError("evaluate needs an image generator run; this run's samples are vectors.")
     config = record["config"]
     if config.get("sketch"):
         sketch = Sketch.load(GeneratorConfig(sketch=config["sketch"]).sketch_files()[0])
@@ -276,6 +294,8 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
     data_dir = args.data_dir or config.get("data_dir") or data_dir
     if source is None:
         raise UsageError("the run names no data set to evaluate against; rerun with --data-dir.")
+    if len(generator.sample_shape) != 3:
+        return _vector_metrics(args, record, generator, source, data_dir, device)
     test = load_split(source, "test", data_dir=data_dir)
     inception = None
     if args.fid:  # fail on missing weights before any long computation

@@ -20,6 +20,7 @@ from ._config import (
     GeneratorConfig,
     resumed_config,
 )
+from ._evaluation import HeldOut
 from ._latent import fit_latent_sketch
 from ._loop import train_generator
 
@@ -33,6 +34,7 @@ __all__ = [
     "RESUMABLE_FIELDS",
     "ClassSketches",
     "GeneratorConfig",
+    "HeldOut",
     "fit_latent_sketch",
     "load_generator",
     "load_sketches",
