@@ -62,6 +62,11 @@ def test_one_file_adds_normality(tmp_path, capsys):
         (("n.npy", np.full((4, 2), np.nan)), ["n.npy"], "must contain only finite values"),
         (("a.npy", np.zeros((4, 2))), ["a.npy", "a.npy", "a.npy"], "at most two files"),
         (("a.npy", np.zeros((4, 2))), ["a.npy", "--bandwidth", "-1"], "bandwidth must be"),
+        (
+            ("a.npy", np.zeros((4, 2))),
+            ["a.npy", "--figure", "f.png"],
+            "--figure draws the demo's curves; it takes no sample files",
+        ),
         (None, ["--device", "foo"], "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'foo'"),
         (None, ["--device", "cuda"], "device must be available; got 'cuda'"),
     ],

@@ -140,6 +140,14 @@ def test_a_merge_never_counts_the_same_points_twice(tmp_path, capsys):
             "--bandwidth must be",
         ),
         (["sketch", "info", "nothing.npz"], "nothing.npz"),
+        (
+            ["sketch", "--dataset", "digits", "--points", "100", "--out", "s.npz"],
+            "--points sets the draws of a toy; 'digits' is not one",
+        ),
+        (
+            ["sketch", "--dataset", "spiral", "--points", "0", "--out", "s.npz"],
+            "--points must be >= 1; got 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_with_status_2(argv, message, tmp_path, monkeypatch, capsys):

@@ -119,6 +119,8 @@ def run_distances(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     if not args.files:
         return _distance_demo(args, names, options, gen)
+    if args.figure is not None:
+        raise UsageError("--figure draws the demo's curves; it takes no sample files.")
     x = _load_samples(args.files[0], args.max_points, gen, args.device)
     if len(args.files) == 2:
         y = _load_samples(args.files[1], args.max_points, gen, args.device)

@@ -103,7 +103,9 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         metavar="I/N",
         help="sketch only the I-th of N contiguous shards (1 <= I <= N), for sketch merge",
     )
-    p.add_argument("--points", type=int, default=100_000, help="draws of a toy data set (100000)")
+    p.add_argument(
+        "--points", type=int, default=None, help="draws of a toy data set (100000; toys only)"
+    )
     p.add_argument("--batch-size", type=int, default=10_000, help="points per chunk (10000)")
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the frequencies and of toy draws (0)"

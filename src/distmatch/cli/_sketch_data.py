@@ -17,6 +17,8 @@ from ..data import TOYS, FlatRows, dataset_names, load_split, open_npy, toy_data
 from ..evaluation import statistics_key
 from ._common import UsageError
 
+TOY_POINTS = 100_000  # draws of a toy, unless --points says otherwise
+
 __all__ = ["Source", "groups", "labelled", "sketch_source"]
 
 
@@ -72,9 +74,14 @@ def groups(
 def sketch_source(args: argparse.Namespace) -> Source:
     """The data of --dataset: toy draws, a memory-mapped (N, D) .npy array, or the training
     split of a data set (images, read in chunks)."""
+    if args.points is not None and args.dataset not in TOYS:
+        raise UsageError(f"--points sets the draws of a toy; '{args.dataset}' is not one.")
     if args.dataset in TOYS:
-        data = toy_dataset(args.dataset, args.points, seed=args.seed).numpy()
-        fingerprint = f"toy:{args.dataset}:points={args.points}:seed={args.seed}"
+        points = TOY_POINTS if args.points is None else args.points
+        if points < 1:
+            raise UsageError(f"--points must be >= 1; got {points}.")
+        data = toy_dataset(args.dataset, points, seed=args.seed).numpy()
+        fingerprint = f"toy:{args.dataset}:points={points}:seed={args.seed}"
         return Source(data, len(data), data.shape[1], fingerprint, name=args.dataset)
     path = Path(args.dataset).expanduser()
     if args.dataset.endswith(".npy"):

@@ -12,14 +12,14 @@ REFRESHES = ("none", "reencode")
 
 
 def check_window_sizes(n: object, k: object) -> tuple[int, int]:
-    """``(n, k)`` if ``n >= 2`` (the unbiased MMD needs two points) and ``1 <= k <= n``.
+    """``(n, k)`` if ``n >= 2`` (a distance between samples needs two codes) and ``1 <= k <= n``.
 
     Raises:
         TypeError, ValueError: e.g. "k must be between 1 and n=64; got k=65."
     """
     check_positive_int(n, "n")
     if n < 2:
-        raise ValueError(f"n must be >= 2 (the MMD estimator needs two points); got n={n}.")
+        raise ValueError(f"n must be >= 2 (a distance between samples needs two codes); got n={n}.")
     check_positive_int(k, "k")
     if k > n:
         raise ValueError(f"k must be between 1 and n={n}; got k={k}.")
