@@ -305,3 +305,13 @@ def test_evaluate_scores_a_vector_generator_run_as_its_training_did(tmp_path, ca
     for name in ("mmd", "sliced_w2", "log_likelihood"):  # other draws of the same estimates
         assert math.isfinite(scored[name]), name
         assert abs(scored[name] - trained[name]) < 0.15 * abs(trained[name]), name
+
+
+def test_fit_mmd_takes_an_automatic_bandwidth(tmp_path, capsys):
+    argv = ["fit-mmd", "--dataset", "spiral", "--epochs", "1", "--latent-codes", "1000"]
+    assert main([*argv, "--bandwidth", "auto", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    auto, default = (json.loads((tmp_path / r / "config.json").read_text()) for r in ("a", "d"))
+    assert auto["config"]["bandwidth"] == "auto"
+    assert default["resolved"]["bandwidth"] == pytest.approx(1e-3**0.5)  # CL-GN's, for vectors
+    assert 0.05 < auto["resolved"]["bandwidth"] < 5.0  # the median distance of unit-ball data

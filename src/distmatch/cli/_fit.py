@@ -149,12 +149,25 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--bandwidth",
-        type=float,
+        type=_bandwidth,
         default=argparse.SUPPRESS,
-        help="kernel bandwidth in the sketch's coordinates (default: sqrt(1e-3) for vectors, "
-        "the image bandwidth of distmatch.sketch for images)",
+        help="kernel bandwidth in the sketch's coordinates, or auto (the median heuristic on "
+        "the data; default: sqrt(1e-3) for vectors, auto for images)",
     )
     _add_fit_flags(p)
+
+
+def _bandwidth(text: str) -> float | str:
+    """--bandwidth: a number > 0, or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'auto'; got '{text}'")
+    return value
 
 
 def _same_file(a: str | list[str] | None, b: str | list[str] | None) -> bool:

@@ -60,7 +60,9 @@ class GeneratorConfig:
     data_dir: str | None = None  # the data set's files (mmd data; evaluation: the sketch's own)
     kernel: str = "matched"  # mmd: matched (the sketch law's kernel) | multiscale (Gaussian)
     law: str | None = None  # mmd, matched: gaussian | folded_gaussian (2-D); None: the recipe's
-    bandwidth: float | None = None  # mmd kernel bandwidth (sketch coordinates); None: the recipe's
+    # mmd kernel bandwidth (sketch coordinates); "auto": the median heuristic on the data; None: the
+    # recipe's (vectors: CL-GN's sqrt(1e-3); images: "auto")
+    bandwidth: float | str | None = None
     eval_data: str | None = None  # held-out data: a toy, data set or .npy (default: the source)
     # generator
     arch: str = "auto"  # see distmatch.models.GENERATORS; auto: conv for images, clgn_mlp else
@@ -115,7 +117,7 @@ class GeneratorConfig:
             raise ValueError(
                 "dataset must be a toy name or a .npy file for objective 'mmd'; got none."
             )
-        if self.bandwidth is not None:
+        if self.bandwidth is not None and self.bandwidth != "auto":
             check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
         if self.min_delta is not None:
