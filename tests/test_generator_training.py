@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from distmatch import sketch as sk
 from distmatch.cli import main
 from distmatch.generation import GeneratorConfig, train_generator
 from distmatch.runs import RunDir, RunError
@@ -315,3 +316,21 @@ def test_fit_mmd_takes_an_automatic_bandwidth(tmp_path, capsys):
     assert auto["config"]["bandwidth"] == "auto"
     assert default["resolved"]["bandwidth"] == pytest.approx(1e-3**0.5)  # CL-GN's, for vectors
     assert 0.05 < auto["resolved"]["bandwidth"] < 5.0  # the median distance of unit-ball data
+
+
+def test_a_vector_file_is_sketched_and_scored_on_its_own_splits(tmp_path, capsys):
+    """The sketch holds the training split (the first nine tenths, or the whole file when a
+    NAME_test.npy holds the test split), and the generator's held-out metrics read the test split
+    (they read the training split)."""
+    from distmatch.generation import HeldOut
+
+    rows = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
+    np.save(tmp_path / "v.npy", rows)
+    argv = ["sketch", "--dataset", str(tmp_path / "v.npy"), "--n-frequencies", "50"]
+    assert main([*argv, "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    assert sk.Sketch.load(tmp_path / "s.npz").count == 900
+    heldout = HeldOut(str(tmp_path / "v.npy"), None, (3,), torch.zeros(3), 2.0, 50, 0, "sketch")
+    torch.testing.assert_close(heldout.points, torch.from_numpy(rows[900:]) / 2.0)
+    np.save(tmp_path / "v_test.npy", rows[:10])
+    assert main([*argv, "--out", str(tmp_path / "all.npz"), "--no-progress"]) == 0
+    assert sk.Sketch.load(tmp_path / "all.npz").count == 1000

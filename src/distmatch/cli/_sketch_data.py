@@ -13,7 +13,15 @@ import numpy as np
 import torch
 
 from .. import sketch as sk
-from ..data import TOYS, FlatRows, dataset_names, load_split, open_npy, toy_dataset
+from ..data import (
+    TOYS,
+    FlatRows,
+    dataset_names,
+    load_split,
+    open_npy,
+    test_slice,
+    toy_dataset,
+)
 from ..evaluation import statistics_key
 from ._common import UsageError
 
@@ -89,6 +97,10 @@ def sketch_source(args: argparse.Namespace) -> Source:
             raise UsageError(f"--dataset file '{args.dataset}' does not exist.")
         data = open_npy(path)  # DataError (exit 2) for a file that is no array of numbers
         if data.ndim == 2 and data.dtype != np.uint8:  # vectors: streamed from the memory map
+            # the training split, as for every data set: the last tenth is held out for the
+            # evaluation, unless a NAME_test.npy file beside it holds the test split
+            if not path.with_name(f"{path.stem}_test.npy").is_file():
+                data = data[test_slice(len(data), "train", f"'{path}'")]
             return Source(data, len(data), data.shape[1], sk.file_fingerprint(path, "npy"))
     elif args.dataset not in dataset_names() and not (path.is_dir() or path.suffix == ".zip"):
         raise UsageError(

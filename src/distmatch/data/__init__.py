@@ -27,7 +27,15 @@ Example:
 from ._images import DataError
 from ._loaders import DATASETS, IMAGE_SIZES, dataset_names, load_split
 from ._npy import open_npy
-from ._sets import TEST_EVERY, FlatRows, ImageFileSet, SampleSet, TensorSet, describe
+from ._sets import (
+    TEST_EVERY,
+    FlatRows,
+    ImageFileSet,
+    SampleSet,
+    TensorSet,
+    describe,
+    test_slice,
+)
 from ._toys import TOYS, ToySpec, toy_dataset, toy_log_density, toy_sample
 from ._vectors import load_vectors
 
@@ -47,6 +55,7 @@ __all__ = [
     "load_split",
     "load_vectors",
     "open_npy",
+    "test_slice",
     "toy_dataset",
     "toy_log_density",
     "toy_sample",

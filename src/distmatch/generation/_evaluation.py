@@ -63,7 +63,9 @@ class HeldOut:
         if self.images:
             self._image_reference(source, data_dir)
             return
-        heldout, self.toy = load_vectors(source, n=max(points, 10_000), seed=seed)
+        heldout, self.toy = load_vectors(  # fresh toy draws, else the test split
+            source, n=max(points, 10_000), seed=seed, split="test", data_dir=data_dir
+        )  # fmt: skip
         dim = self.sample_shape[0]
         if heldout.shape[1] != dim:
             raise ValueError(
