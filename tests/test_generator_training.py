@@ -334,3 +334,22 @@ def test_a_vector_file_is_sketched_and_scored_on_its_own_splits(tmp_path, capsys
     np.save(tmp_path / "v_test.npy", rows[:10])
     assert main([*argv, "--out", str(tmp_path / "all.npz"), "--no-progress"]) == 0
     assert sk.Sketch.load(tmp_path / "all.npz").count == 1000
+
+
+def test_held_out_data_is_checked_before_training_and_eval_data_is_read_whole(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "small.npy", rng.normal(size=(15, 2)).astype(np.float32))
+    argv = ["fit-mmd", "--dataset", str(tmp_path / "small.npy"), "--latent-codes", "40"]
+    argv += ["--batch-size", "20", "--epochs", "1", "--eval-points", "20", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2  # a test split of one row
+    assert "must hold at least 2 points for the evaluation; got 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    np.save(tmp_path / "held.npy", rng.normal(size=(300, 2)).astype(np.float32))
+    argv = ["fit-mmd", "--dataset", "spiral", "--eval-data", str(tmp_path / "held.npy")]
+    argv += ["--latent-codes", "1000", "--epochs", "1", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "e"), "--points", "500"]) == 0
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["held_out"] == 300  # all rows
+    assert main(["evaluate", str(tmp_path / "e"), "--fid"]) == 2
+    assert "--fid is for image runs" in capsys.readouterr().err

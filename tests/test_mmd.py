@@ -215,14 +215,35 @@ def test_two_sample_sum_equals_brute_force_loops(limit, exclude_diagonal, rows, 
             _pairs.two_sample_sum(x, y, profile, weights, needs=(True, True), rows=rows)
 
 
-@pytest.mark.parametrize("options", [{}, {"kernel": "gaussian", "estimator": "biased"}])
-def test_gradcheck_mmd_of_samples_too_large_to_join(options, monkeypatch, gen):
+@pytest.mark.parametrize("limit", [None, 0])  # joined (the training's form), or three blocks
+def test_gradcheck_the_training_mmd(limit, monkeypatch, gen):
     from distmatch.distances import _pairs
+    from distmatch.distances.kernels import imq_kernel
+    from distmatch.distances.mmd import mmd_unchecked
 
-    monkeypatch.setattr(_pairs, "JOIN_LIMIT", 0)
+    if limit is not None:
+        monkeypatch.setattr(_pairs, "JOIN_LIMIT", limit)
     x = torch.randn(5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
     y = torch.randn(7, 2, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: distances.mmd(a, b, **options), (x, y))
+    for unbiased in (True, False):
+        assert torch.autograd.gradcheck(
+            lambda a, b, u=unbiased: mmd_unchecked(a, b, imq_kernel, 1.0, WAE_SCALES, u), (x, y)
+        )
+
+
+def test_the_public_mmd_keeps_float32_precision_for_samples_far_apart():
+    """Three blocks, each centred on its own sample: a joined matrix centred between samples 1000
+    apart lost the distances within the narrow one (0.850 against 0.929)."""
+    gen = torch.Generator().manual_seed(0)
+    x = 0.05 * torch.randn(64, 8, generator=gen, dtype=torch.float64) + 1000.0
+    y = torch.randn(64, 8, generator=gen, dtype=torch.float64)
+    exact = distances.mmd(x, y, kernel="gaussian", bandwidth=0.5)
+    single = distances.mmd(x.float(), y.float(), kernel="gaussian", bandwidth=0.5)
+    assert float(single) == pytest.approx(float(exact), rel=1e-5)
+    exact_cw = distances.cramer_wold(x, y)
+    assert float(distances.cramer_wold(x.float(), y.float())) == pytest.approx(
+        float(exact_cw), rel=1e-4
+    )
     z = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda a, b: distances.cramer_wold(a, b), (z, y.detach()[:, :1].repeat(1, 3))

@@ -341,3 +341,16 @@ def test_push_at_the_device_position_stores_what_push_stores(kind):
         assert int(staged.slot) == staged.position[0] or staged._slot_pointer != staged.position[0]
         if kind == "features":
             assert torch.allclose(staged.feature_sum, hosted.feature_sum, atol=1e-12)
+
+
+def test_a_feature_window_marked_full_joins_the_features_of_all_its_codes():
+    from distmatch.sketch import mean_features
+    from distmatch.window import FeatureWindow
+
+    window = FeatureWindow(n=8, k=1, dim=3, m=50, init="fill")
+    for _ in range(2):
+        window.push(torch.randn(1, 3))
+    window.fill_up()  # the five codes never written are the zeros of "fill"
+    z = torch.randn(1, 3)
+    expected = mean_features(torch.cat([z, window.codes]), window.omega)
+    torch.testing.assert_close(window.join(z), expected, rtol=1e-5, atol=1e-6)

@@ -256,18 +256,22 @@ def run_fit_mmd(args: argparse.Namespace) -> int:
 def _vector_metrics(args, record, generator, source, data_dir, device) -> dict:
     """The held-out metrics of a vector generator run, as its evaluations during training
     compute them, on ``--points`` samples (in the sketch's coordinates, as trained)."""
+    if args.fid:
+        raise UsageError("--fid is for image runs; this generator's samples are vectors.")
     resolved = record["resolved"]
     heldout = HeldOut(
         source, data_dir, generator.sample_shape,
         torch.tensor(resolved["center"], dtype=torch.float64), float(resolved["scale"]),
         args.points, record["config"]["seed"] + 1, record["config"]["objective"], device,
+        whole=bool(record["config"].get("eval_data")),
     )  # fmt: skip
     gen = torch.Generator().manual_seed(args.seed)
     model = _Decoder(generator, resolved.get("class_weights"), args.seed)
     z = torch.randn(args.points, generator.latent_dim, generator=gen)
     with torch.no_grad():  # in chunks; not clamped (decoded_samples keeps pixels in [0, 1])
         samples = torch.cat([model.decode(part.to(device)).cpu() for part in z.split(1000)])
-    return {"points": args.points, **heldout.metrics(samples, gen)}
+    metrics = heldout.metrics(samples, gen)
+    return {"points": args.points, "held_out": len(heldout.points), **metrics}
 
 
 class _Decoder(torch.nn.Module):

@@ -108,6 +108,7 @@ def two_sample_sum(
     exclude_diagonal: bool = False,
     needs: tuple[bool, bool] = (True, True),
     rows: int | None = None,
+    join: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """``a sum_ij k(x_i, x_j) + b sum_ij k(y_i, y_j) + c sum_ij k(x_i, y_j)`` and its gradients
     with respect to ``x`` and ``y``, for ``weights = (a, b, c)``.
@@ -127,6 +128,11 @@ def two_sample_sum(
         needs: which gradients to compute (``x``, ``y``).
         rows: the gradient with respect to the first ``rows`` points of ``x`` only,
             ``(rows, D)``; not with ``needs[1]``.
+        join: join small samples (else three blocks, each centred on its own sample). The joined
+            matrix is centred on the mean of both samples: in float32, the distances within a
+            sample lose precision when the two samples lie far apart for their spread (e.g.
+            1000 apart with a spread of 0.05). The training objective joins its codes and prior
+            draws, which share a scale; the public distances do not join.
 
     Returns:
         ``(value, grad_x, grad_y)``; a gradient is ``None`` where not needed.
@@ -137,7 +143,7 @@ def two_sample_sum(
         )
     (n, _), m = x.shape, y.shape[0]
     a, b, c = weights
-    if (n + m) ** 2 > JOIN_LIMIT:  # three blocks
+    if not join or (n + m) ** 2 > JOIN_LIMIT:  # three blocks
         xx, g_xx, _ = pair_sum(
             x, None, profile, a, exclude_diagonal=exclude_diagonal, needs=(needs[0], False), rows=rows
         )  # fmt: skip
@@ -180,11 +186,17 @@ def block_weights(
     Kept for the last few (sizes, weights, dtype, device) of up to ``KEPT_WEIGHTS`` entries: one
     matrix replaces a dozen operations on blocks in every call (a tensor operation costs more than
     its arithmetic at N = 64; on a GPU, a launch). Nothing writes into it. Larger ones, and those
-    of a compiled graph, are built in every call.
+    of a compiled graph or a CUDA graph being captured, are built in every call.
     """
     a, b, c = weights
     key = (n, m, weights, exclude_diagonal, like.dtype, like.device)
-    keep = (n + m) ** 2 <= KEPT_WEIGHTS and not torch.compiler.is_compiling()
+    keep = (
+        (n + m) ** 2 <= KEPT_WEIGHTS
+        and not torch.compiler.is_compiling()
+        # in a CUDA graph being captured the graph makes its own (a kept one could be evicted
+        # and its memory reused while the graph still reads it)
+        and not (like.is_cuda and torch.cuda.is_current_stream_capturing())
+    )
     if keep:
         kept = _WEIGHTS.get(key)
         if kept is not None:

@@ -253,7 +253,7 @@ def cramer_wold(
     weights = (scale / (n * n), scale / (m * m), -2.0 * scale / (n * m))
 
     def compute(x, y, *, needs):
-        value, g_x, g_y = two_sample_sum(x, y, profile, weights, needs=needs)
+        value, g_x, g_y = two_sample_sum(x, y, profile, weights, needs=needs, join=False)
         return value, (g_x, g_y)
 
     return fused(compute, (x, y))

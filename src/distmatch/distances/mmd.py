@@ -76,7 +76,8 @@ def mmd(
     bandwidth = check_positive(bandwidth, "bandwidth")
     scales = check_scales(scales, KERNELS[kernel][1])
 
-    return mmd_unchecked(x, y, KERNELS[kernel][0], bandwidth, scales, estimator == "unbiased")
+    kernel_fn = KERNELS[kernel][0]
+    return mmd_unchecked(x, y, kernel_fn, bandwidth, scales, estimator == "unbiased", join=False)
 
 
 def mmd_unchecked(
@@ -87,12 +88,16 @@ def mmd_unchecked(
     scales: tuple[float, ...],
     unbiased: bool,
     fresh: int | None = None,
+    join: bool = True,
 ) -> torch.Tensor:
     """:func:`mmd` without validation, for callers that own their inputs (the training objective).
 
     ``fresh``: only the first ``fresh`` rows of ``x`` carry a gradient (a moving window's fresh
     codes; the rest are its stored codes, constants): the kernel's derivative is computed on
     their rows only, and no gradient reaches ``x[fresh:]``. ``y`` must then need none.
+
+    ``join``: one kernel matrix of both samples (:func:`two_sample_sum`; fewer operations, for
+    samples of one scale, such as codes and prior draws), else three blocks.
 
     A sample of one point has no pairs to average over: with ``unbiased`` and ``N = 1`` or
     ``M = 1`` (the first step of a window that fills, at k = 1), the biased estimate is returned.
@@ -111,14 +116,15 @@ def mmd_unchecked(
 
     def compute(x, y, *, needs):
         value, g_x, g_y = two_sample_sum(
-            x, y, profile, weights, exclude_diagonal=unbiased, needs=needs
+            x, y, profile, weights, exclude_diagonal=unbiased, needs=needs, join=join
         )  # fmt: skip
         return value, (g_x, g_y)
 
     def compute_fresh(x_fresh, stored, y, *, needs):
         x, b = torch.cat([x_fresh, stored]), x_fresh.shape[0]
         value, g_x, _ = two_sample_sum(
-            x, y, profile, weights, exclude_diagonal=unbiased, needs=(needs[0], False), rows=b
+            x, y, profile, weights, exclude_diagonal=unbiased, needs=(needs[0], False), rows=b,
+            join=join,
         )  # fmt: skip
         return value, (g_x, None, None)
 

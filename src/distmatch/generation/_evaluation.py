@@ -14,9 +14,10 @@ import copy
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..data import load_split, load_vectors
+from ..data import load_split, load_vectors, open_npy
 from ..evaluation import (
     classifier_metrics,
     evaluate_generator,
@@ -48,11 +49,13 @@ class HeldOut:
         what: the objective, named in errors ("sketch", "mmd").
         device: where the metrics are computed (the run's device: on a GPU a CPU evaluation
             would take most of a short run's time).
+        whole: vectors from a ``.npy`` file given for the evaluation alone (``--eval-data``):
+            every row, not its test split.
     """
 
     def __init__(
         self, source, data_dir, sample_shape, center, scale, points: int, seed: int, what,
-        device: torch.device | str = "cpu",
+        device: torch.device | str = "cpu", whole: bool = False,
     ):  # fmt: skip
         self.sample_shape, self.center, self.scale = tuple(sample_shape), center, scale
         self.device = torch.device(device)
@@ -63,9 +66,21 @@ class HeldOut:
         if self.images:
             self._image_reference(source, data_dir)
             return
-        heldout, self.toy = load_vectors(  # fresh toy draws, else the test split
-            source, n=max(points, 10_000), seed=seed, split="test", data_dir=data_dir
-        )  # fmt: skip
+        if whole and str(source).endswith(".npy"):
+            array = open_npy(Path(source).expanduser())
+            heldout = torch.from_numpy(np.array(array, dtype=np.float64)).flatten(1)
+            if not bool(torch.isfinite(heldout).all()):
+                raise ValueError(f"eval_data '{source}' must hold only finite values.")
+        else:
+            heldout, self.toy = load_vectors(  # fresh toy draws, else the test split
+                source, n=max(points, 10_000), seed=seed, split="test", data_dir=data_dir
+            )  # fmt: skip
+        if len(heldout) < 2:
+            raise ValueError(
+                f"the held-out data of '{source}' must hold at least 2 points for the evaluation; "
+                f"got {len(heldout)} (the test split is the last tenth of a .npy file, or the "
+                "rows of NAME_test.npy beside it)."
+            )
         dim = self.sample_shape[0]
         if heldout.shape[1] != dim:
             raise ValueError(

@@ -115,7 +115,7 @@ class GeneratorRun(RunEngine):
         distributed.check_divisible(config.batch_size, "batch_size")
         s.heldout = HeldOut(
             source, data_dir, shape, s.center, s.scale, config.eval_points, config.seed + 1,
-            config.objective, s.device,
+            config.objective, s.device, whole=bool(config.eval_data),
         )  # fmt: skip
         s.toy = toy or s.heldout.toy
         s._check_memory(dim)

@@ -168,6 +168,11 @@ class FeatureWindow(MovingWindow):
         omega = self.omega.to(codes.dtype)
         return mean_features(codes, omega).double() * codes.shape[0]
 
+    def fill_up(self) -> None:
+        """:meth:`MovingWindow.fill_up`, with the feature sum of every stored code."""
+        super().fill_up()
+        self._recount()
+
     def _recount(self) -> None:
         if not hasattr(self, "feature_sum"):  # called by MovingWindow.__init__'s reset
             return
