@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..generation import fit_latent_sketch
-from ..runs import NonFiniteLossError, TrainingInterrupted
 from ._common import UsageError
 
 
@@ -51,26 +49,19 @@ def run_fit_latent_sketch(args: argparse.Namespace) -> int:
     for flag in ("n_frequencies", "epochs", "latent_codes"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}.")
-    try:
-        result = fit_latent_sketch(
-            args.run,
-            args.out,
-            n_frequencies=args.n_frequencies,
-            bandwidth=bandwidth,
-            epochs=args.epochs,
-            arch=args.arch,
-            latent_codes=args.latent_codes,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-    except TrainingInterrupted as err:
-        print(f"distmatch fit-latent-sketch: {err}; the same command resumes it", file=sys.stderr)
-        return 130
-    except NonFiniteLossError as err:
-        print(f"distmatch fit-latent-sketch: error: {err}", file=sys.stderr)
-        return 1
+    result = fit_latent_sketch(  # a stop or a NaN loss: reported by main()
+        args.run,
+        args.out,
+        n_frequencies=args.n_frequencies,
+        bandwidth=bandwidth,
+        epochs=args.epochs,
+        arch=args.arch,
+        latent_codes=args.latent_codes,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -3,6 +3,8 @@
 Each subcommand is a pair: ``add_<name>(subparsers)`` declares its flags, ``run_<name>(args)`` does
 the work and returns an exit status. Bad input raises :class:`UsageError`, ``ValueError`` or
 ``TypeError``; :func:`main` turns them into one line on stderr and exit status 2, never a traceback.
+A run stopped by a signal (``TrainingInterrupted``, after its checkpoint) exits 130 and a run whose
+loss diverged (``NonFiniteLossError``) 1, also in one line, unless the command reports them itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..runs import NonFiniteLossError, TrainingInterrupted
 from ._common import UsageError
 from ._distances import COMMANDS as DISTANCE_COMMANDS
 from ._evaluate import COMMANDS as EVALUATE_COMMANDS
@@ -83,6 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per rank
             print(f"distmatch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as err:  # commands with their own resume flags say more
+        if os.environ.get("RANK", "0") == "0":
+            print(f"distmatch {args.command}: {err}; the same command resumes it", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as err:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"distmatch {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"distmatch {args.command}: interrupted", file=sys.stderr)
         return 130
