@@ -26,7 +26,7 @@ Example:
 
 from ._images import DataError
 from ._loaders import DATASETS, IMAGE_SIZES, dataset_names, load_split
-from ._npy import open_npy
+from ._npy import open_npy, read_npy
 from ._sets import (
     TEST_EVERY,
     FlatRows,
@@ -55,6 +55,7 @@ __all__ = [
     "load_split",
     "load_vectors",
     "open_npy",
+    "read_npy",
     "test_slice",
     "toy_dataset",
     "toy_log_density",

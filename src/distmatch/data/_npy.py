@@ -42,6 +42,12 @@ def open_npy(path: Path) -> np.ndarray:
     return array
 
 
+def read_npy(path: Path) -> torch.Tensor:
+    """Every sample of a ``.npy`` file (no split), checked as :func:`load_split` checks them:
+    (N, C, H, W) uint8 images or (N, D) float32 vectors."""
+    return _npy_samples(open_npy(path), path)
+
+
 def _npy_samples(array: np.ndarray, path: Path, rows: slice = slice(None)) -> torch.Tensor:
     """uint8 (N, H, W), (N, H, W, C) or (N, C, H, W) as (N, C, H, W) images, else (N, D) float32.
 

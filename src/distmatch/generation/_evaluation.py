@@ -14,10 +14,9 @@ import copy
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data import load_split, load_vectors, open_npy
+from ..data import load_split, load_vectors, read_npy
 from ..evaluation import (
     classifier_metrics,
     evaluate_generator,
@@ -67,10 +66,7 @@ class HeldOut:
             self._image_reference(source, data_dir)
             return
         if whole and str(source).endswith(".npy"):
-            array = open_npy(Path(source).expanduser())
-            heldout = torch.from_numpy(np.array(array, dtype=np.float64)).flatten(1)
-            if not bool(torch.isfinite(heldout).all()):
-                raise ValueError(f"eval_data '{source}' must hold only finite values.")
+            heldout = read_npy(Path(source).expanduser()).flatten(1).double()
         else:
             heldout, self.toy = load_vectors(  # fresh toy draws, else the test split
                 source, n=max(points, 10_000), seed=seed, split="test", data_dir=data_dir
