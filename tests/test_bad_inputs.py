@@ -341,6 +341,62 @@ CASES = [
         ["samples must contain only finite values"],
     ),
     (
+        "train-with-a-negative-seed",
+        None,
+        ["train", *QUICK, "--seed", "-1", "--out", "{work}/negative-seed"],
+        2,
+        r"argument --seed: must be an int in \[0, 2\^32\); got '-1'",
+        [],
+    ),
+    (
+        "fit-sketch-with-a-seed-too-large-for-int64-counters",
+        None,
+        ["fit-sketch", "{sketch}", "--seed", str(2**62), "--out", "{work}/big-seed"],
+        2,
+        r"argument --seed: must be an int in \[0, 2\^32\); got '4611686018427387904'",
+        ["Overflow"],
+    ),
+    (
+        "sample-with-a-seed-that-is-no-int",
+        None,
+        ["sample", "{run}", "--seed", "1.5", "--out", "{work}/s.png"],
+        2,
+        r"argument --seed: must be an int in \[0, 2\^32\); got '1.5'",
+        [],
+    ),
+    (
+        "sample-over-an-existing-file",
+        lambda w: write(w / "mine.npy", b"the user's own data"),
+        ["sample", "{run}", "--num", "10", "--out", "{work}/mine.npy"],
+        2,
+        r"--out '.*mine.npy' exists already; choose another file, remove it or pass --overwrite",
+        [],
+    ),
+    (
+        "report-over-an-existing-file",
+        lambda w: write(w / "figure.png", b"not a report"),
+        ["report", "{run}", "--out", "{work}/figure.png"],
+        2,
+        r"--out '.*figure.png' exists already",
+        [],
+    ),
+    (
+        "distances-figure-over-an-existing-file",
+        lambda w: write(w / "figure.png", b"not a report"),
+        ["distances", "--num", "20", "--figure", "{work}/figure.png"],
+        2,
+        r"--figure '.*figure.png' exists already",
+        [],
+    ),
+    (
+        "sample-into-a-folder",
+        lambda w: (w / "folder.npy").mkdir(),
+        ["sample", "{run}", "--num", "10", "--out", "{work}/folder.npy", "--overwrite"],
+        2,
+        r"--out '.*folder.npy' is a folder; give the path of a file",
+        [],
+    ),
+    (
         "sample-grid-too-large",
         None,
         ["sample", "{run}", "--num", "100000000", "--out", "{work}/big.png"],
@@ -372,16 +428,41 @@ def test_a_bad_input_is_one_clear_line_and_changes_nothing(
     }
     args = [a.format(**names) for a in argv]
     capsys.readouterr()
-    assert main(args) == status
+    usage = False
+    try:
+        got = main(args)
+    except SystemExit as exit:  # argparse's own refusals (an option's type): usage, then the line
+        got, usage = exit.code, True
+    assert got == status
     err = capsys.readouterr().err.strip()
     line = err.splitlines()[-1] if err else ""
-    assert len(err.splitlines()) == 1, err
+    if usage:
+        assert err.startswith("usage: distmatch "), err
+    else:
+        assert len(err.splitlines()) == 1, err
     assert re.search(match, line), line
     for word in forbidden:
         assert word not in err, err
     after = snapshot(work)
     changed = {name for name in before if after.get(name) != before[name]}
     assert not changed, changed
+
+
+def test_overwrite_replaces_an_existing_output(prepared, tmp_path, capsys):
+    """What the refusals above refuse, --overwrite does."""
+    samples, page = tmp_path / "samples.npy", tmp_path / "page.html"
+    samples.write_bytes(b"old")
+    page.write_bytes(b"old")
+    run = str(prepared / "run")
+    assert main(["sample", run, "--num", "10", "--out", str(samples), "--overwrite"]) == 0
+    assert np.load(samples).shape[0] == 10
+    assert main(["report", run, "--out", str(page), "--overwrite"]) == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    sketch = tmp_path / "circle.npz"
+    shutil.copy(prepared / "circle.npz", sketch)
+    argv = ["sketch", "--dataset", "circle", "--points", "500", "--n-frequencies", "50"]
+    assert main([*argv, "--out", str(sketch), "--overwrite", "--no-progress"]) == 0
+    assert np.load(sketch)["sum"].shape == (100,)
 
 
 def test_resuming_a_finished_run_leaves_its_summary_unchanged(prepared, tmp_path, capsys):

@@ -252,3 +252,35 @@ def test_fit_mmd_on_images_uses_the_image_kernel_and_pixels(tmp_path, cache):
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     assert resolved["law"] == sk.IMAGE_LAW and resolved["scale"] == 1.0
     assert resolved["bandwidth"] > 0 and resolved["sample_shape"] == [1, 8, 8]
+
+
+def test_evaluating_a_generator_of_unlabelled_images_needs_the_fid(tmp_path, monkeypatch, capsys):
+    """Without labels there is no classifier metric: the FID is asked for, before any sampling,
+    and with it (a stand-in network here) eval.json holds it."""
+    from torch import nn
+
+    from distmatch.cli import _fit as fit_command  # where a generator's evaluation loads it
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("RGB", (8, 8), (6 * i, 100, 240 - 5 * i)).save(folder / f"{i:02d}.png")
+    sketch, run = tmp_path / "faces.npz", tmp_path / "run"
+    assert main(["sketch", "--dataset", str(folder), "--out", str(sketch), "--no-progress"]) == 0
+    argv = ["fit-sketch", str(sketch), "--epochs", "1", "--latent-codes", "200"]
+    assert main([*argv, "--batch-size", "100", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no labels" in err and "pass --fid" in err, err
+    assert not (run / "eval.json").exists()
+
+    class StandIn(nn.Module):  # pooled pixels through a fixed projection: (B, 3, H, W) -> (B, 4)
+        def forward(self, x):
+            pooled = nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # (B, 12)
+            return torch.tanh(pooled @ torch.linspace(-1, 1, 48).reshape(12, 4))
+
+    monkeypatch.setattr(fit_command, "load_inception", lambda *args, **kwargs: StandIn())
+    assert main(["evaluate", str(run), "--fid", "--fid-samples", "50"]) == 0
+    scored = json.loads((run / "eval.json").read_text())
+    assert scored["samples"] == 50 and math.isfinite(scored["fid"]) and scored["fid"] >= 0

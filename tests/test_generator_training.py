@@ -353,3 +353,17 @@ def test_held_out_data_is_checked_before_training_and_eval_data_is_read_whole(tm
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["held_out"] == 300  # all rows
     assert main(["evaluate", str(tmp_path / "e"), "--fid"]) == 2
     assert "--fid is for image runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, True])
+def test_a_seed_outside_0_to_2_32_is_refused_before_anything_is_written(seed, tmp_path):
+    """Seeds are combined with step and epoch counters in int64: a larger one overflowed mid-run
+    and left a run folder that no resume could get past; a negative one slipped through."""
+    from distmatch.reproduce import reproduce_clgn
+
+    error = TypeError if seed is True else ValueError
+    with pytest.raises(error, match=r"seed must be an int in \[0, 2\^32\)"):
+        GeneratorConfig(objective="mmd", dataset="spiral", seed=seed).validate()
+    with pytest.raises(error, match=r"seed must be an int in \[0, 2\^32\)"):
+        reproduce_clgn("spiral", tmp_path / "clgn", seed=seed)
+    assert not (tmp_path / "clgn").exists()

@@ -15,6 +15,7 @@ from ._checks import (
     check_positive_int,
     check_samples,
     check_scales,
+    check_seed,
 )
 from ._devices import (
     available_memory,
@@ -40,6 +41,7 @@ __all__ = [
     "check_positive_int",
     "check_samples",
     "check_scales",
+    "check_seed",
     "compiler_available",
     "deterministic_algorithms",
     "fused",

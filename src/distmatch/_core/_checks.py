@@ -68,6 +68,18 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
+SEED_LIMIT = 1 << 32  # seeds are ints in [0, 2^32): they are combined with counters in int64
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """Returns ``value`` if it is an int in ``[0, 2^32)``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [0, 2^32); got {type(value).__name__}.")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be an int in [0, 2^32); got {value}.")
+    return value
+
+
 def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
     """Returns ``value`` if it is one of ``choices``."""
     options = sorted(choices)

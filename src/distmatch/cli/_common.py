@@ -1,5 +1,10 @@
 """What the command modules share."""
 
+import argparse
+from pathlib import Path
+
+from .._core import check_seed
+
 
 class UsageError(Exception):
     """Bad command-line input; reported in one line with exit status 2."""
@@ -10,3 +15,25 @@ DETERMINISTIC_HELP = (
     "reductions), so that a rerun or a resumed run on the same machine gives the same bits; "
     "slower on a GPU (docs/gpu.md)"
 )
+
+
+def seed_option(text: str) -> int:
+    """``--seed``: an int in [0, 2^32) (argparse type: a bad one exits with status 2)."""
+    try:
+        return check_seed(int(text), "the seed")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2^32); got '{text}'") from None
+
+
+OVERWRITE_HELP = "replace an existing output file (by default an existing one is refused)"
+
+
+def check_new_file(path: Path, overwrite: bool, option: str = "--out") -> None:
+    """Refuses to write over an existing file unless ``overwrite`` (a folder, always): a command
+    never replaces what the user did not ask it to (their data, another command's output)."""
+    if path.is_dir():
+        raise UsageError(f"{option} '{path}' is a folder; give the path of a file.")
+    if path.exists() and not overwrite:
+        raise UsageError(
+            f"{option} '{path}' exists already; choose another file, remove it or pass --overwrite."
+        )

@@ -15,7 +15,7 @@ from .._core import resolve_device
 from ..data import open_npy
 from ..distances import DISTANCES, ESTIMATORS, KERNELS
 from ..report import save_curves
-from ._common import UsageError
+from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
 
 log = logging.getLogger("distmatch.cli")
 
@@ -55,12 +55,13 @@ def add_distances(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-points", type=int, default=5000, help="subsample larger files to this")
     p.add_argument("--dim", type=int, default=8, help="demo dimension (default 8)")
     p.add_argument("--num", type=int, default=500, help="demo points per sample (default 500)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_option, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--figure", type=Path, default=None, help="demo: write a PNG of distance vs shift"
     )
+    p.add_argument("--overwrite", action="store_true", help=f"--figure: {OVERWRITE_HELP}")
 
 
 def _load_samples(path: Path, max_points: int, generator, device: str):
@@ -118,6 +119,8 @@ def run_distances(args: argparse.Namespace) -> int:
     options = _distance_options(args)
     gen = torch.Generator().manual_seed(args.seed)
     if not args.files:
+        if args.figure is not None:
+            check_new_file(args.figure, args.overwrite, "--figure")
         return _distance_demo(args, names, options, gen)
     if args.figure is not None:
         raise UsageError("--figure draws the demo's curves; it takes no sample files.")

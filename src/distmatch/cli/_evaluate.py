@@ -23,7 +23,7 @@ from ..evaluation import (
 )
 from ..report import decode_chunked, save_histograms, save_image_grid
 from ..runs import RunDir
-from ._common import UsageError
+from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
 from ._fit import evaluate_generator_run
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -48,7 +48,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "--data-dir", default=None, help="where the data set is now (default: as trained)"
     )
     p.add_argument("--points", type=int, default=2000, help="test codes per distance (2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the subsamples (0)")
+    p.add_argument("--seed", type=seed_option, default=0, help="random seed of the subsamples (0)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--fid", action="store_true", help="add the FID (image data)")
     p.add_argument(
@@ -141,7 +141,7 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")
     p.add_argument("--out", type=Path, required=True, help="FILE.png (images) or FILE.npy")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=seed_option, default=0, help="random seed (0)")
     p.add_argument(
         "--label",
         type=int,
@@ -151,6 +151,7 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
         "FILE.labels.npy)",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 MAX_GRID = 1024  # images in one PNG grid
@@ -205,10 +206,13 @@ def run_sample(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in (".png", ".npy"):
         raise UsageError(f"--out must end in .png or .npy; got '{args.out}'.")
+    check_new_file(args.out, args.overwrite)
     device = resolve_device(args.device)
     decode, latent_dim, shape, is_image, classes = _sampler(
         RunDir(args.run), device, suffix, args.label
     )
+    if classes is not None and suffix == ".npy":  # the labels go beside the samples
+        check_new_file(args.out.with_suffix(".labels.npy"), args.overwrite)
     if classes is not None and args.num > SAMPLE_CHUNK:
         raise UsageError(
             f"--num must be at most {SAMPLE_CHUNK:,} for a class-conditional run; got {args.num:,}."

@@ -34,7 +34,7 @@ from ..generation import (
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
 from ..sketch import Sketch
-from ._common import DETERMINISTIC_HELP, UsageError
+from ._common import DETERMINISTIC_HELP, UsageError, seed_option
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     "--arch": (
@@ -69,7 +69,7 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
             "unbiased, since the biased one rewards batches of alike samples)",
         },
     ),
-    "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
+    "--seed": ("seed", {"type": seed_option, "help": "random seed (0)"}),
     "--data-dir": (
         "data_dir",
         {"help": "the data set's files (fit-mmd's data; evaluation: the sketch's own)"},
@@ -314,6 +314,13 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
     if len(generator.sample_shape) != 3:
         return _vector_metrics(args, record, generator, source, data_dir, device)
     test = load_split(source, "test", data_dir=data_dir)
+    train = load_split(source, "train", data_dir=data_dir)
+    if train.labels is None and not args.fid:  # before any sample is drawn
+        raise UsageError(
+            f"'{source}' has no labels, so its images get no classifier metric; the FID is the "
+            "metric of unlabelled images: pass --fid (with --inception-weights or "
+            "--download-weights)."
+        )
     inception = None
     if args.fid:  # fail on missing weights before any long computation
         inception = load_inception(args.inception_weights, download=args.download_weights)
@@ -323,7 +330,6 @@ def evaluate_generator_run(args: argparse.Namespace) -> dict:
         list(decoded_samples(model, args.fid_samples, generator=gen, device=device))
     )
     metrics: dict = {"samples": args.fid_samples}
-    train = load_split(source, "train", data_dir=data_dir)
     if train.labels is not None:
         classifier = load_classifier(train)
         reference = reference_summary(classifier, test.get_batch(torch.arange(len(test))))

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..generation import fit_latent_sketch
-from ._common import UsageError
+from ._common import UsageError, seed_option
 
 
 def add_fit_latent_sketch(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_fit_latent_sketch(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=25, help="generator epochs (25)")
     p.add_argument("--arch", default="mlp", help="generator architecture (mlp)")
     p.add_argument("--latent-codes", type=int, default=100_000, help="kept codes (100000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=seed_option, default=0, help="random seed (0)")
     p.add_argument(
         "--data-dir", default=None, help="where the data set is now (default: as trained)"
     )

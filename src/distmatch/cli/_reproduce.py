@@ -12,7 +12,7 @@ from ..objectives import LATENT_DISTANCES
 from ..report import ReportWarning, write_report
 from ..reproduce import MOW_PROTOCOLS, reproduce_clgn, reproduce_mow
 from ..runs import TrainingInterrupted
-from ._common import UsageError
+from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
 
 # ----------------------------------------------------------------------------------- reproduce
 
@@ -64,7 +64,7 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     clgn.add_argument("--dataset", default="spiral", help=f"{', '.join(TOYS)} (default spiral)")
     clgn.add_argument("--epochs", type=int, default=25, help="epochs (25, early stopping)")
-    clgn.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    clgn.add_argument("--seed", type=seed_option, default=0, help="random seed (0)")
     clgn.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     clgn.add_argument("--out", type=Path, default=None, help="folder (default reproduce/clgn-DATA)")
     clgn.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -164,11 +164,16 @@ def add_report(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("runs", type=Path, nargs="+", help="run folders")
     p.add_argument("--out", type=Path, default=None, help="the HTML file (one run only)")
+    p.add_argument(
+        "--overwrite", action="store_true", help=f"{OVERWRITE_HELP} (RUN/report.html: always)"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
     if args.out is not None and len(args.runs) > 1:
         raise UsageError(f"--out needs exactly one run; got {len(args.runs)}.")
+    if args.out is not None:  # a run's own report.html is its derived page, written anew
+        check_new_file(args.out, args.overwrite)
     for run in args.runs:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ReportWarning)

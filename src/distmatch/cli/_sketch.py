@@ -16,7 +16,7 @@ import torch
 from .. import distributed
 from .. import sketch as sk
 from ..sketch import LAWS, Sketch
-from ._common import UsageError
+from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
 from ._sketch_data import groups as groups_of
 from ._sketch_data import labelled, sketch_source
 
@@ -108,7 +108,7 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="points per chunk (10000)")
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the frequencies and of toy draws (0)"
+        "--seed", type=seed_option, default=0, help="seed of the frequencies and of toy draws (0)"
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument(
@@ -117,6 +117,7 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
         help="on CUDA: product, cos, sin and sums in one Triton kernel per chunk (needs Triton)",
     )
     p.add_argument("--out", type=Path, required=True, help="the sketch file, .npz")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -146,8 +147,7 @@ def run_sketch(args: argparse.Namespace) -> int:
     groups = groups_of(args, source, classes=with_classes)
     outs = [args.out] if with_classes else [labelled(args.out, label) for label, _ in groups]
     for out in outs:
-        if out.exists():
-            raise UsageError(f"--out '{out}' exists already; choose another file or remove it.")
+        check_new_file(out, args.overwrite)
     every = torch.arange(source.count)
     shard = _shard_rows(args.shard, source.count, args.batch_size) if args.shard else slice(None)
     with distributed.process_group(args.device) as device:
@@ -313,6 +313,7 @@ def add_sketch_merge(subparsers: argparse._SubParsersAction) -> None:
         "inputs", nargs="+", type=Path, help="sketch files made with the same frequencies"
     )
     p.add_argument("--out", type=Path, required=True, help="the merged sketch, .npz")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def run_sketch_merge(args: argparse.Namespace) -> int:
@@ -326,8 +327,7 @@ def run_sketch_merge(args: argparse.Namespace) -> int:
                 f"'{path}' is given twice; a merge adds data, it never counts it twice."
             )
         seen[path.resolve()] = path
-    if args.out.exists():
-        raise UsageError(f"--out '{args.out}' exists already; choose another file or remove it.")
+    check_new_file(args.out, args.overwrite)
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
     merged = Sketch.load(args.inputs[0])

@@ -23,7 +23,7 @@ from ..training import (
     train,
 )
 from ..window import INITS, REFRESHES
-from ._common import DETERMINISTIC_HELP, UsageError
+from ._common import DETERMINISTIC_HELP, UsageError, seed_option
 
 # Flag -> TrainConfig field. Flags default to "not given" so that --resume can tell what changed.
 _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
@@ -121,7 +121,7 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         },
     ),
     "--steps": ("steps", {"type": int, "help": "total steps; replaces --epochs"}),
-    "--seed": ("seed", {"type": int, "help": "random seed (0)"}),
+    "--seed": ("seed", {"type": seed_option, "help": "random seed (0)"}),
     "--eval-every": ("eval_every", {"type": int, "help": "epochs between evaluations (5)"}),
     "--eval-points": (
         "eval_points",

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from .. import runs
-from .._core import check_choice, check_positive, check_positive_int
+from .._core import check_choice, check_positive, check_positive_int, check_seed
 from ..distances import ESTIMATORS
 from ..sketch import SCALES
 
@@ -120,6 +120,7 @@ class GeneratorConfig:
         if self.bandwidth is not None and self.bandwidth != "auto":
             check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
+        check_seed(self.seed)
         if self.min_delta is not None:
             check_positive(self.min_delta, "min_delta")
         for name in ("patience", "eval_points", "log_every"):

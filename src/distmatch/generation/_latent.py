@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import sketch as sk
-from .._core import atomic_path, resolve_device
+from .._core import atomic_path, check_seed, resolve_device
 from ..data import load_split
 from ..evaluation import (
     classifier_metrics,
@@ -99,6 +99,7 @@ def fit_latent_sketch(
         for labelled images, ``decoded_cfd``, ``decoded_classes_covered``, ... (the classifier
         metric of 2,000 decoded samples).
     """
+    check_seed(seed)
     dev = resolve_device(device)
     record, model = load_autoencoder(run, device=dev)
     config = record["config"]

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .. import sketch as sk
+from .._core import check_seed
 from ..data import TOYS, toy_dataset
 from ..generation import GeneratorConfig, train_generator
 from ..runs import RunDir
@@ -72,6 +73,7 @@ def reproduce_clgn(
     """
     if toy not in TOYS:
         raise ValueError(f"dataset must be one of {', '.join(sorted(TOYS))}; got {toy!r}.")
+    check_seed(seed)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     sketch_path = folder / "sketch.npz"

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .. import runs
-from .._core import check_choice, check_positive, check_positive_int
+from .._core import check_choice, check_positive, check_positive_int, check_seed
 from ..objectives import LATENT_DISTANCES, RECONSTRUCTIONS
 from ..window import INITS, REFRESHES, check_window_sizes
 
@@ -136,6 +136,7 @@ class TrainConfig:
         if self.sketch_bandwidth is not None:
             check_positive(self.sketch_bandwidth, "sketch_bandwidth")
         check_window_sizes(self.n, self.k)
+        check_seed(self.seed)
         check_positive(self.lr, "lr")
         check_positive(self.lam, "lam")
         check_positive(self.checkpoint_minutes, "checkpoint_minutes")
