@@ -109,3 +109,16 @@ def test_entry_point_dispatches_to_the_registry(gen):
 def test_options_of_lists_keyword_options():
     assert distances.options_of("mmd") == ("kernel", "bandwidth", "scales", "estimator")
     assert distances.options_of("cramer_wold") == ("gamma", "scaled")
+
+
+@pytest.mark.parametrize("name", ["mmd", "cramer_wold", "sliced_wasserstein"])
+def test_a_gradient_of_the_gradient_is_refused_not_silently_missing(name):
+    """The distances give first derivatives in closed form; with create_graph=True their gradient
+    used to come back detached, so a gradient penalty on it silently added nothing."""
+    x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    value = distances.distance(name, x, torch.randn(8, 3, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="first derivatives only; got a backward pass with"):
+        torch.autograd.grad(value, x, create_graph=True)
+    value = distances.distance(name, x, torch.randn(8, 3, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(value, x)
+    assert torch.isfinite(grad).all()

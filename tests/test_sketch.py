@@ -201,6 +201,18 @@ def test_merge_accepts_an_equal_feature_map_loaded_from_file(features, data, tmp
     torch.testing.assert_close(merged.sum, a.copy().merge(b).sum, rtol=0, atol=0)
 
 
+def test_a_refused_merge_leaves_the_sketch_unchanged(features, data):
+    """Every check comes before the sums are added (the shape check used to come after)."""
+    a, b, _ = _three(features, data)
+    before = a.sum.clone()
+    b.sample_shape = (1, 1, 3)
+    with pytest.raises(ValueError, match="samples of the same shape"):
+        a.merge(b)
+    with pytest.raises(ValueError, match="other must be another sketch; got this one"):
+        a.merge(a)
+    assert a.count == 100 and torch.equal(a.sum, before)
+
+
 # --- files ---------------------------------------------------------------------------------------
 
 
@@ -300,8 +312,12 @@ def test_a_seeded_file_whose_draw_differs_is_refused(data, tmp_path):
 def test_seed_and_generator_are_exclusive(gen):
     with pytest.raises(ValueError, match="seed must be None when a generator is given"):
         FourierFeatures(3, 5, seed=1, generator=gen)
-    with pytest.raises(ValueError, match="seed must be an int >= 0; got -1"):
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\^63\); got -1"):
         FourierFeatures(3, 5, seed=-1)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\^63\); got \d+"):
+        FourierFeatures(3, 5, seed=2**64)  # torch's own message was "Overflow when unpacking"
+    same = FourierFeatures(3, 5, seed=np.int64(7)).frequencies
+    assert torch.equal(same, FourierFeatures(3, 5, seed=7).frequencies)
 
 
 def test_save_writes_atomically_and_replaces(features, data, tmp_path):

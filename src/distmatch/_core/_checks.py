@@ -6,6 +6,7 @@ value is reported in one line that names the argument, what was expected and wha
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -68,15 +69,15 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
-SEED_LIMIT = 1 << 32  # seeds are ints in [0, 2^32): they are combined with counters in int64
-
-
-def check_seed(value: object, name: str = "seed") -> int:
-    """Returns ``value`` if it is an int in ``[0, 2^32)``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int in [0, 2^32); got {type(value).__name__}.")
-    if not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{name} must be an int in [0, 2^32); got {value}.")
+def check_seed(value: object, name: str = "seed", *, bits: int = 32) -> int:
+    """Returns ``value`` if it is an int in ``[0, 2^bits)``: a run's seeds are combined with step
+    and epoch counters in int64 (``bits=32``); a generator's own seed is at most 63 bits (what
+    ``torch.Generator.manual_seed`` takes as a non-negative int64)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):  # NumPy ints are ints too
+        raise TypeError(f"{name} must be an int in [0, 2^{bits}); got {type(value).__name__}.")
+    value = operator.index(value)
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} must be an int in [0, 2^{bits}); got {value}.")
     return value
 
 

@@ -29,6 +29,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ...     tmp.write_text("{}")
     """
     target = Path(path)
+    if target.is_dir():  # before any work is written: the rename would fail only at the end
+        raise IsADirectoryError(f"'{target}' is a folder; a file of that name cannot be written.")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent

@@ -3,7 +3,8 @@
 Autograd through a formula records a score of small operations per call, and replaying them
 backwards can cost more than the forward pass; on small inputs that overhead dominates. With
 :func:`fused` the forward pass computes the value *and* the gradients, and the backward pass only
-scales them. Only first derivatives are provided (no double backward).
+scales them. Only first derivatives are provided: a backward pass with ``create_graph=True``
+(a gradient of the gradient) is refused with a clear error, not silently left without one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch.autograd.function import once_differentiable
 
 __all__ = ["Grads", "fused"]
 
@@ -29,10 +29,21 @@ class _Fused(torch.autograd.Function):
         return value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
-        grads = [None if g is None else g * grad_output for g in ctx.saved_tensors]
+        if torch.is_grad_enabled() and not _tracing():  # create_graph=True: a gradient of it
+            raise RuntimeError(
+                "this distance provides first derivatives only; got a backward pass with "
+                "create_graph=True (e.g. a gradient penalty), whose gradient would be missing."
+            )
+        with torch.no_grad():
+            grads = [None if g is None else g * grad_output for g in ctx.saved_tensors]
         return (None, *grads)
+
+
+def _tracing() -> bool:
+    """Whether the backward pass is being traced (a compiled graph records it with gradients
+    enabled), not run."""
+    return torch.compiler.is_compiling()
 
 
 def fused(compute: Callable[..., tuple[torch.Tensor, Grads]], inputs: Sequence[torch.Tensor]):

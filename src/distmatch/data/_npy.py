@@ -6,6 +6,7 @@ Part of :mod:`distmatch.data`. Arrays are read with ``allow_pickle=False``: noth
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,14 @@ from ._images import DataError
 from ._sets import TensorSet, test_slice
 
 
-def open_npy(path: Path) -> np.ndarray:
+def open_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """The array of a ``.npy`` file, memory-mapped, checked to be numbers of shape (N, ...) with
     N >= 1 (never unpickled).
 
     Raises:
         DataError: a file without the ``.npy`` header, pickled objects, other dtypes or shapes.
     """
+    path = Path(path)
     with path.open("rb") as file:
         if file.read(6) != b"\x93NUMPY":
             raise DataError(f"'{path}' must be a .npy file; got a file without the .npy header.")
@@ -42,10 +44,10 @@ def open_npy(path: Path) -> np.ndarray:
     return array
 
 
-def read_npy(path: Path) -> torch.Tensor:
+def read_npy(path: str | os.PathLike[str]) -> torch.Tensor:
     """Every sample of a ``.npy`` file (no split), checked as :func:`load_split` checks them:
     (N, C, H, W) uint8 images or (N, D) float32 vectors."""
-    return _npy_samples(open_npy(path), path)
+    return _npy_samples(open_npy(path), Path(path))
 
 
 def _npy_samples(array: np.ndarray, path: Path, rows: slice = slice(None)) -> torch.Tensor:

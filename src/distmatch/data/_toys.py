@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._core import check_choice, check_samples
+from .._core import check_choice, check_samples, check_seed
 
 __all__ = ["TOYS", "ToySpec", "toy_dataset", "toy_log_density", "toy_sample"]
 
@@ -307,7 +307,5 @@ def toy_dataset(name: str, n: int = 100_000, *, seed: int = 0) -> Tensor:
         >>> torch.equal(toy_dataset("circle", 10), toy_dataset("circle", 10))
         True
     """
-    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-        raise TypeError(f"seed must be an int; got {type(seed).__name__}.")
-    generator = torch.Generator().manual_seed(operator.index(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed, bits=63))
     return toy_sample(name, n, generator=generator)  # (n, 2)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._core import atomic_path
+from .._core import atomic_path, check_seed
 from ._fid import frechet_distance
 from ._inception import default_cache_dir
 from ._samples import statistics_key
@@ -109,7 +109,7 @@ def train_classifier(
             f"the classifier metric needs labelled images; got {train.name} without labels."
         )
     labels = train.labels.long()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed, bits=63))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the initial weights, reproducibly, without touching the caller's
         model = ImageClassifier(train.sample_shape, int(labels.max()) + 1)

@@ -57,11 +57,16 @@ def _as_points(x: object, name: str) -> torch.Tensor:
     return check_samples(x, name).detach().double()
 
 
+BANDWIDTH_RANGE = (1e-100, 1e100)  # where h^2 and |x - s|^2 / h^2 stay finite in float64
+
+
 def _check_bandwidths(bandwidths: Sequence[float]) -> torch.Tensor:
     values = torch.as_tensor(np.asarray(bandwidths, dtype=np.float64).ravel())  # (K,)
-    if values.numel() == 0 or not bool(torch.isfinite(values).all() and (values > 0).all()):
+    low, high = BANDWIDTH_RANGE
+    if values.numel() == 0 or not bool(((values >= low) & (values <= high)).all()):
         raise ValueError(
-            f"bandwidths must be a non-empty sequence of finite numbers > 0; got {bandwidths!r}."
+            f"bandwidths must be a non-empty sequence of numbers in [{low:g}, {high:g}]; got "
+            f"{bandwidths!r}."
         )
     return values
 
@@ -116,7 +121,11 @@ def parzen_log_density(
         TypeError: ``samples`` or ``points`` is not a tensor or array.
         ValueError: non-finite values, feature counts that differ, ``bandwidth`` <= 0.
     """
-    h = torch.tensor([check_positive(bandwidth, "bandwidth")], dtype=torch.float64)  # (1,)
+    check_positive(bandwidth, "bandwidth")
+    low, high = BANDWIDTH_RANGE
+    if not low <= bandwidth <= high:
+        raise ValueError(f"bandwidth must be in [{low:g}, {high:g}]; got {bandwidth:g}.")
+    h = torch.tensor([bandwidth], dtype=torch.float64)  # (1,)
     check_positive_int(batch_size, "batch_size")
     s, x = _as_points(samples, "samples"), _as_points(points, "points")
     return _log_densities(s, x, h, batch_size)[0]
@@ -190,5 +199,5 @@ def select_parzen_bandwidth(
     s, v = _as_points(samples, "samples"), _as_points(validation, "validation")
     means = _log_densities(s, v, h, batch_size).mean(dim=1)  # (K,)
     table = {float(b): float(ll) for b, ll in zip(h, means, strict=True)}
-    best = int(torch.argmax(means))
+    best = int(torch.argmax(means.nan_to_num(nan=-math.inf)))  # a NaN is never the best
     return float(h[best]), table

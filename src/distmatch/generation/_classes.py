@@ -98,6 +98,10 @@ def load_sketches(
             :meth:`distmatch.sketch.Sketch.merge`); ``conditional=True`` without classes.
         FileNotFoundError, SketchError: a file is missing or unreadable.
     """
+    if isinstance(paths, str | os.PathLike):  # one file
+        paths = [paths]
+    if not paths:
+        raise ValueError("paths must name at least one sketch file; got none.")
     if len(paths) == 1:
         if conditional is False:
             return Sketch.load(paths[0]), None

@@ -38,7 +38,11 @@ class RunDir:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        if not isinstance(root, str | os.PathLike):
+            raise TypeError(f"a run folder must be a path; got {type(root).__name__}.")
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RunError(f"'{self.root}' must be a run folder; it is a file.")
         self.config = self.root / "config.json"
         self.metrics = self.root / "metrics.jsonl"
         self.summary = self.root / "summary.json"

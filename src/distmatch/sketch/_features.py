@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._core import check_choice, check_memory, check_positive, check_positive_int, check_samples
+from .._core import (
+    check_choice,
+    check_memory,
+    check_positive,
+    check_positive_int,
+    check_samples,
+    check_seed,
+)
 from ._chunks import check_dim
 from ._fused import BLOCK_ROWS, fused_feature_sums
 from ._laws import LAWS, as_float64, draw_frequencies, inverse_sqrt_cov
@@ -151,8 +158,7 @@ class FourierFeatures(nn.Module):
         if seed is not None:
             if generator is not None:
                 raise ValueError("seed must be None when a generator is given; got both.")
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
+            seed = check_seed(seed, bits=63)
             generator = torch.Generator().manual_seed(seed)
         check_positive_int(dim, "dim")
         check_positive_int(n_frequencies, "n_frequencies")

@@ -150,7 +150,15 @@ class Sketch:
                 "other must have the same privacy record as this sketch; got "
                 f"{other._privacy} vs {self._privacy}."
             )
+        if self.sample_shape != other.sample_shape:
+            raise ValueError(
+                f"other must hold samples of the same shape as this sketch ({self.sample_shape}); "
+                f"got {other.sample_shape}."
+            )
+        if other is self:
+            raise ValueError("other must be another sketch; got this one (its data counted twice).")
         check_disjoint(self._pieces, other._pieces)
+        # every check done: nothing below fails, so a refused merge leaves the sketch unchanged
         self._sum += other._sum
         self._count += other._count
         self._pieces = (*self._pieces, *other._pieces)
@@ -158,11 +166,6 @@ class Sketch:
             self.source = self.data_dir = None  # a mixture of sources is no longer one data set
         if self.label != other.label:
             self.label = None  # a mixture of classes
-        if self.sample_shape != other.sample_shape:
-            raise ValueError(
-                f"other must hold samples of the same shape as this sketch ({self.sample_shape}); "
-                f"got {other.sample_shape}."
-            )
         return self
 
     def copy(self, *, features: FourierFeatures | None = None) -> Sketch:
