@@ -254,7 +254,9 @@ def test_fit_mmd_on_images_uses_the_image_kernel_and_pixels(tmp_path, cache):
     assert resolved["bandwidth"] > 0 and resolved["sample_shape"] == [1, 8, 8]
 
 
-def test_evaluating_a_generator_of_unlabelled_images_needs_the_fid(tmp_path, monkeypatch, capsys):
+def test_evaluating_a_generator_of_unlabelled_images_needs_the_fid(
+    tmp_path, monkeypatch, capsys, cache
+):
     """Without labels there is no classifier metric: the FID is asked for, before any sampling,
     and with it (a stand-in network here) eval.json holds it."""
     from torch import nn

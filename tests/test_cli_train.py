@@ -229,3 +229,14 @@ def test_resuming_a_run_of_steps_with_epochs_counts_epochs(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["step"] == 2 * per_epoch
     saved = json.loads((out / "config.json").read_text())["config"]
     assert (saved["steps"], saved["epochs"], saved["eval_points"]) == (None, 2, 30)
+
+
+def test_config_json_records_the_rate_the_optimizer_steps_with(tmp_path):
+    """--lr is the rate of classical training; --lr-rule auto scales it to k < n (SGD: k/n), and
+    the rate actually used is recorded beside it."""
+    argv = ["train", "--steps", "3", "--eval-points", "100", "--no-progress", "--optimizer", "sgd"]
+    assert main([*argv, "--lr", "0.16", "--out", str(tmp_path / "auto")]) == 0
+    record = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert record["config"]["lr"] == 0.16 and record["resolved"]["lr"] == pytest.approx(0.0025)
+    assert main([*argv, "--lr", "0.16", "--lr-rule", "none", "--out", str(tmp_path / "none")]) == 0
+    assert json.loads((tmp_path / "none" / "config.json").read_text())["resolved"]["lr"] == 0.16

@@ -328,7 +328,12 @@ def test_a_vector_file_is_sketched_and_scored_on_its_own_splits(tmp_path, capsys
     np.save(tmp_path / "v.npy", rows)
     argv = ["sketch", "--dataset", str(tmp_path / "v.npy"), "--n-frequencies", "50"]
     assert main([*argv, "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
-    assert sk.Sketch.load(tmp_path / "s.npz").count == 900
+    sketch = sk.Sketch.load(tmp_path / "s.npz")
+    assert sketch.count == 900 and sketch.source == str((tmp_path / "v.npy").resolve())
+    fit = ["fit-sketch", str(tmp_path / "s.npz"), "--epochs", "1", "--latent-codes", "500"]
+    assert main([*fit, "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert math.isfinite(summary["mmd"]) and math.isfinite(summary["sliced_w2"])  # evaluated
     heldout = HeldOut(str(tmp_path / "v.npy"), None, (3,), torch.zeros(3), 2.0, 50, 0, "sketch")
     torch.testing.assert_close(heldout.points, torch.from_numpy(rows[900:]) / 2.0)
     np.save(tmp_path / "v_test.npy", rows[:10])

@@ -90,6 +90,7 @@ def draw(
     N(0, I) draws (WAE, SWAE), then ``n_projections`` Gaussian directions (SWAE), in that order from
     ``generator`` (on its own device, then moved); none for CWAE and skwae. The directions are
     those of :func:`~distmatch.distances.random_projections` before their normalisation."""
+    check_choice(model, "model", LATENT_DISTANCES)
     if model not in ("wae", "swae"):
         return Draws()
     source = generator.device if generator is not None else device

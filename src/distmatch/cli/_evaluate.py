@@ -32,7 +32,7 @@ from ._fit import evaluate_generator_run
 def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="the MoW paper's metrics of a trained run on its test split",
+        help="the metrics of a trained run on held-out data (autoencoder or generator)",
         description=(
             "Computes rec_error, wae_distance and cw_distance (as the MoW paper defines them) on "
             "the test split and writes RUN/eval.json; --fid adds the FID of decoded prior "
@@ -47,7 +47,12 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-dir", default=None, help="where the data set is now (default: as trained)"
     )
-    p.add_argument("--points", type=int, default=2000, help="test codes per distance (2000)")
+    p.add_argument(
+        "--points",
+        type=int,
+        default=2000,
+        help="test codes per distance (autoencoders), generated points (vector generators) (2000)",
+    )
     p.add_argument("--seed", type=seed_option, default=0, help="random seed of the subsamples (0)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--fid", action="store_true", help="add the FID (image data)")
@@ -138,7 +143,7 @@ def add_sample(subparsers: argparse._SubParsersAction) -> None:
         "Generator runs: images as a PNG grid or .npy (pixels in [0, 1]); vectors in the data's "
         "coordinates as .npy, or a 2-D histogram PNG.",
     )
-    p.add_argument("run", type=Path, help="run folder written by distmatch train")
+    p.add_argument("run", type=Path, help="run folder of distmatch train, fit-sketch or fit-mmd")
     p.add_argument("--num", type=int, default=64, help="number of samples (64)")
     p.add_argument("--out", type=Path, required=True, help="FILE.png (images) or FILE.npy")
     p.add_argument("--seed", type=seed_option, default=0, help="random seed (0)")

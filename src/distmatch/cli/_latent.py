@@ -16,7 +16,8 @@ def add_fit_latent_sketch(subparsers: argparse._SubParsersAction) -> None:
         help="sketch a trained autoencoder's latent codes, fit a generator to the sketch",
         description="One pass encodes the training split into a sketch of the latent codes; a "
         "small generator is trained from that sketch alone; its samples are decoded. Writes "
-        "OUT/sketch.npz, OUT/run (the generator run), OUT/samples.png.",
+        "OUT/sketch.npz, OUT/test_codes.npy (held-out codes), OUT/run (the generator run), "
+        "OUT/samples.png and OUT/result.json (its metrics).",
     )
     p.add_argument("run", type=Path, help="run folder written by distmatch train")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/latent)")

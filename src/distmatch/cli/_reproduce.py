@@ -12,7 +12,7 @@ from ..objectives import LATENT_DISTANCES
 from ..report import ReportWarning, write_report
 from ..reproduce import MOW_PROTOCOLS, reproduce_clgn, reproduce_mow
 from ..runs import TrainingInterrupted
-from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
+from ._common import UsageError, check_new_file, seed_option
 
 # ----------------------------------------------------------------------------------- reproduce
 
@@ -165,7 +165,10 @@ def add_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("runs", type=Path, nargs="+", help="run folders")
     p.add_argument("--out", type=Path, default=None, help="the HTML file (one run only)")
     p.add_argument(
-        "--overwrite", action="store_true", help=f"{OVERWRITE_HELP} (RUN/report.html: always)"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (refused by default; RUN/report.html is always "
+        "written anew)",
     )
 
 

@@ -101,7 +101,9 @@ def sketch_source(args: argparse.Namespace) -> Source:
             # evaluation, unless a NAME_test.npy file beside it holds the test split
             if not path.with_name(f"{path.stem}_test.npy").is_file():
                 data = data[test_slice(len(data), "train", f"'{path}'")]
-            return Source(data, len(data), data.shape[1], sk.file_fingerprint(path, "npy"))
+            fingerprint = sk.file_fingerprint(path, "npy")
+            # named by its path: a generator fitted to the sketch is evaluated on its test rows
+            return Source(data, len(data), data.shape[1], fingerprint, name=str(path.resolve()))
     elif args.dataset not in dataset_names() and not (path.is_dir() or path.suffix == ".zip"):
         raise UsageError(
             f"--dataset must be a toy ({', '.join(sorted(TOYS))}), a data set "

@@ -61,8 +61,8 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
         "refresh_every",
         {
             "type": int,
-            "help": "every so many steps, encode the inputs of all window codes again with the "
-            "current encoder (16; 0: never)",
+            "help": "every so many steps, fill the window with the current encoder's codes (of "
+            "--refresh-from's inputs) (16; 0: never)",
         },
     ),
     "--refresh-from": (
@@ -143,7 +143,7 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict]] = {
 def add_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a WAE, CWAE or SWAE autoencoder with the moving window",
+        help="train a CWAE, WAE, SWAE or skwae autoencoder with the moving window",
         description=(
             "Moving-window training: each step encodes k inputs and the latent distance sees n "
             "codes (the k fresh ones and n-k from earlier steps). With no flags: CWAE, n=64, k=1 on "

@@ -20,7 +20,7 @@ from functools import partial
 
 import torch
 
-from .._core import check_pair, check_positive, check_samples, fused
+from .._core import check_pair, check_positive, check_positive_int, check_samples, fused
 from ._pairs import pair_sum, two_sample_sum
 
 __all__ = ["cramer_wold", "cramer_wold_normality", "phi", "phi_and_derivative", "silverman_gamma"]
@@ -58,7 +58,22 @@ def phi(s: torch.Tensor, dim: int) -> torch.Tensor:
     Returns:
         tensor of ``s``'s shape.
     """
+    if not isinstance(s, torch.Tensor) or not s.is_floating_point():
+        raise TypeError(f"s must be a floating-point tensor; got {_kind(s)}.")
+    check_positive_int(dim, "dim")
+    if bool((s < 0).any()):
+        raise ValueError(f"s must hold values >= 0; got a minimum of {float(s.min()):g}.")
     return phi_and_derivative(s, dim)[0]
+
+
+def _kind(x: object) -> str:
+    return f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _check_scaled(scaled: object) -> bool:
+    if not isinstance(scaled, bool):  # a string such as "False" would count as True
+        raise TypeError(f"scaled must be True or False; got {scaled!r}.")
+    return scaled
 
 
 def phi_and_derivative(
@@ -121,7 +136,7 @@ def cramer_wold_normality(
         Tabor, Knop, Spurek, Podolak, Mazur, Jastrzębski, "Cramer-Wold AutoEncoder", JMLR 2020.
     """
     check_samples(z, "z")
-    return normality_unchecked(z, _gamma(gamma, z.shape[0]), scaled)
+    return normality_unchecked(z, _gamma(gamma, z.shape[0]), _check_scaled(scaled))
 
 
 def normality_unchecked(
@@ -243,6 +258,7 @@ def cramer_wold(
     check_samples(x, "x")
     check_samples(y, "y")
     check_pair(x, y)
+    _check_scaled(scaled)
     (n, dim), m = x.shape, y.shape[0]
     gamma = _gamma(gamma, (n + m) / 2.0)
     scale = (1.0 / (2.0 * math.sqrt(math.pi)) if scaled else 1.0) / math.sqrt(gamma)

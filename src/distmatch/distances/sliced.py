@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from .._core import check_pair, check_positive, check_positive_int, check_samples, fused
+from .._core import (
+    check_memory,
+    check_pair,
+    check_positive,
+    check_positive_int,
+    check_samples,
+    fused,
+)
 from ._matching import fresh_ranks, matched_gaps, sorted_rows
 
 __all__ = ["random_projections", "sliced_wasserstein"]
@@ -32,6 +39,11 @@ def random_projections(
     """
     check_positive_int(dim, "dim")
     check_positive_int(n_projections, "n_projections")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+    check_memory(dim * n_projections * dtype.itemsize, f"n_projections={n_projections}")
     draw_device = generator.device if generator is not None else device
     theta = torch.randn(dim, n_projections, generator=generator, dtype=dtype, device=draw_device)
     theta = theta / theta.norm(dim=0, keepdim=True)  # (D, L)

@@ -50,6 +50,9 @@ Statistics = tuple[np.ndarray, np.ndarray]
 
 def _check_statistics(mu: object, sigma: object, names: tuple[str, str]) -> Statistics:
     mu_name, sigma_name = names
+    for name, value in ((mu_name, mu), (sigma_name, sigma)):
+        if np.iscomplexobj(value):  # a cast to float64 would drop the imaginary part
+            raise TypeError(f"{name} must hold real numbers; got complex values.")
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
     sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
     if mu.ndim != 1:

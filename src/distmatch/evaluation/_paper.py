@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from .. import distances
+from .._core import check_positive_int
 from ..objectives import reconstruction_errors
 
 __all__ = ["cw_distance", "encode_all", "evaluate_autoencoder", "wae_distance"]
@@ -39,6 +40,7 @@ def encode_all(
     Returns:
         ``(codes, errors)``: (N, D) codes on CPU and (N,) per-sample sums of squared errors.
     """
+    check_positive_int(batch_size, "batch_size")
     codes, errors = [], []
     for start in range(0, len(data), batch_size):
         index = torch.arange(start, min(start + batch_size, len(data)))
@@ -47,6 +49,13 @@ def encode_all(
         errors.append(reconstruction_errors(x, model.decode(z)).double().cpu())
         codes.append(z.double().cpu())
     return torch.cat(codes), torch.cat(errors)
+
+
+def _check_estimates(points: object, repeats: object) -> None:
+    check_positive_int(points, "points")
+    check_positive_int(repeats, "repeats")
+    if points < 2:
+        raise ValueError(f"points must be >= 2 (codes per distance estimate); got {points}.")
 
 
 def _subsample(codes: torch.Tensor, points: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,6 +68,7 @@ def wae_distance(
     codes: torch.Tensor, generator: torch.Generator, *, points: int = 2000, repeats: int = 3
 ) -> float:
     """IMQ MMD of ``points`` random codes to N(0, I), mean over ``repeats`` prior draws."""
+    _check_estimates(points, repeats)
     z = _subsample(codes, points, generator)  # (P, D)
     values = [
         distances.mmd(z, torch.randn(z.shape, generator=generator, dtype=z.dtype))
@@ -71,6 +81,7 @@ def cw_distance(
     codes: torch.Tensor, generator: torch.Generator, *, points: int = 2000, repeats: int = 5
 ) -> float:
     """Unscaled CW distance to N(0, I) of ``points`` random codes, mean over ``repeats`` subsamples."""
+    _check_estimates(points, repeats)
     values = [
         distances.cramer_wold_normality(_subsample(codes, points, generator))
         for _ in range(repeats)

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import torch
 
+from .._core import check_positive_int
 from ._fid import FID_SAMPLES, activation_statistics, cached_statistics, frechet_distance
 from ._parzen import PARZEN_BANDWIDTHS, parzen_log_likelihood, select_parzen_bandwidth
 
@@ -41,6 +42,7 @@ def decoded_samples(
     batch_size: int = 500,
 ) -> Iterator[torch.Tensor]:
     """Yields ``num`` decoded N(0, I) draws in batches, clamped to [0, 1], on CPU."""
+    check_positive_int(batch_size, "batch_size")
     for start in range(0, num, batch_size):
         b = min(batch_size, num - start)
         z = torch.randn(b, model.latent_dim, generator=generator)

@@ -6,6 +6,7 @@ Part of :mod:`distmatch.evaluation`, which re-exports the public names (and
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,35 @@ def load_autoencoder(
     resolved = record.get("resolved", {})
     if not resolved.get("arch"):
         raise RunError(f"'{run.root}' was trained with a custom model; rebuild it in Python.")
-    model = build_autoencoder(
-        resolved["arch"],
-        sample_shape=tuple(resolved["sample_shape"]),
-        latent_dim=resolved["latent_dim"],
-    )
-    model.load_state_dict(run.load_checkpoint(map_location=device)["model"])
+    with _rebuilding(run):
+        model = build_autoencoder(
+            resolved["arch"],
+            sample_shape=tuple(resolved["sample_shape"]),
+            latent_dim=resolved["latent_dim"],
+        )
+        model.load_state_dict(run.load_checkpoint(map_location=device)["model"])
     return record, model.to(device).eval()
+
+
+@contextlib.contextmanager
+def _rebuilding(run: RunDir):
+    """Reports a config.json and checkpoint.pt that do not make a network (an edited or foreign
+    file: a missing field, another size) as one RunError naming the run."""
+    try:
+        yield
+    except RunError:
+        raise
+    except KeyError as err:
+        raise RunError(
+            f"'{run.root}' must hold a config.json and checkpoint.pt written by distmatch; "
+            f"{err.args[0]!r} is missing."
+        ) from None
+    except (TypeError, ValueError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = " ".join(lines)[:300] if lines else type(err).__name__  # e.g. the size mismatch
+        raise RunError(
+            f"'{run.root}' must hold a config.json and checkpoint.pt that fit together; {reason}"
+        ) from None
 
 
 def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = "cpu"):
@@ -60,17 +83,18 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
     record = run.read_json(run.config)
     if record.get("kind") != "generator":
         raise RunError(f"'{run.root}' must be a generator run (fit-sketch, fit-mmd); it is not.")
-    resolved = record["resolved"]
-    generator = build_generator(
-        resolved["arch"],
-        sample_shape=tuple(resolved["sample_shape"]),
-        latent_dim=resolved["latent_dim"],
-        classes=int(resolved.get("classes") or 0),
-    )
-    generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
-    center = torch.tensor(resolved["center"], dtype=torch.float64)
-    scale = float(resolved["scale"])
-    images = len(resolved["sample_shape"]) == 3
+    with _rebuilding(run):
+        resolved = record["resolved"]
+        generator = build_generator(
+            resolved["arch"],
+            sample_shape=tuple(resolved["sample_shape"]),
+            latent_dim=resolved["latent_dim"],
+            classes=int(resolved.get("classes") or 0),
+        )
+        generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
+        center = torch.tensor(resolved["center"], dtype=torch.float64)
+        scale = float(resolved["scale"])
+        images = len(resolved["sample_shape"]) == 3
 
     def unscale(x: torch.Tensor) -> torch.Tensor:
         if images:  # image generators emit pixels in [0, 1], the data's own range

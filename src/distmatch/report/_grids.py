@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .._core import atomic_path
+from .._core import atomic_path, check_positive_int
 from ._figures import save_scatter
 
 __all__ = [
@@ -44,6 +44,9 @@ def image_grid(images: torch.Tensor, *, ncol: int, pad: int = 2, min_cell: int =
     """
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must be (N, C, H, W) with C in 1, 3; got {tuple(images.shape)}.")
+    check_positive_int(ncol, "ncol")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"pad must be an int >= 0; got {pad!r}.")
     x = images.detach().float().clamp(0, 1).cpu()
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)

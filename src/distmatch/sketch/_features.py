@@ -171,13 +171,17 @@ class FourierFeatures(nn.Module):
             raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
         cov_inv_sqrt = None if cov is None else inverse_sqrt_cov(cov, dim)
         omega = draw_frequencies(dim, n_frequencies, law, bandwidth, cov_inv_sqrt, generator)
+        dtype = torch.get_default_dtype()
+        if not bool(torch.isfinite(omega.to(dtype)).all()):  # omega ~ 1 / bandwidth
+            raise ValueError(
+                f"bandwidth must be large enough for finite {dtype} frequencies; got {bandwidth:g}."
+            )
         if dither:
             device = "cpu" if generator is None else generator.device
             xi = torch.rand(n_frequencies, generator=generator, dtype=torch.float64, device=device)
             xi = 2 * math.pi * xi.cpu()  # (m,)
         else:
             xi = torch.zeros(n_frequencies, dtype=torch.float64)
-        dtype = torch.get_default_dtype()
         cov = None if cov is None else as_float64(cov, "cov")
         self._set(omega.to(dtype), xi.to(dtype), law, bandwidth, cov, bool(dither), quantized)
         self.seed = seed
@@ -231,6 +235,15 @@ class FourierFeatures(nn.Module):
                 f"dither must have shape ({omega.shape[1]},); got shape {tuple(xi.shape)}."
             )
         _check_flags(dithered, quantized)
+        if law is not None:
+            check_choice(law, "law", LAWS)
+        if cov is not None:
+            cov = as_float64(cov, "cov")
+            if tuple(cov.shape) != (omega.shape[0],) * 2:
+                raise ValueError(
+                    f"cov must have shape (D, D) = ({omega.shape[0]}, {omega.shape[0]}); got "
+                    f"{tuple(cov.shape)}."
+                )
         self = cls.__new__(cls)
         nn.Module.__init__(self)
         self._set(omega, xi, law, bandwidth, cov, dithered, quantized)

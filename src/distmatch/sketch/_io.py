@@ -316,6 +316,9 @@ def parts_from_arrays(a: dict[str, np.ndarray]) -> dict[str, Any]:
     privacy = None
     if "dp_epsilon" in a:
         fields = ("epsilon", "delta", "mechanism", "neighbours", "noise_scale", "count_noise_scale")
+        missing = [f"dp_{k}" for k in fields if f"dp_{k}" not in a]
+        if missing:
+            raise ValueError(f"a private sketch must record all of its privacy; got no {missing}.")
         privacy = Privacy(*[a[f"dp_{k}"].item() for k in fields])
     pieces = ()
     if "piece_data" in a and "piece_rows" in a:  # optional: absent in older files

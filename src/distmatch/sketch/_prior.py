@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import torch
 
-from .._core import check_positive_int
+from .._core import check_positive, check_positive_int
 
 __all__ = [
     "PRIOR_SCALES",
@@ -52,6 +52,10 @@ def _frequencies(dim: int, m: int, bandwidth: float) -> tuple[torch.Tensor, torc
         * torch.tensor(PRIOR_SCALES, dtype=torch.float64)[torch.arange(m) % len(PRIOR_SCALES)]
     )
     omega = torch.randn(dim, m, generator=gen, dtype=torch.float64) / widths  # (D, m)
+    if not bool(torch.isfinite(omega.float()).all()):  # kept in float32 by training
+        raise ValueError(
+            f"bandwidth must be large enough for finite frequencies; got {bandwidth:g}."
+        )
     prior = torch.cat(
         [torch.exp(-0.5 * omega.square().sum(0)), torch.zeros(m, dtype=torch.float64)]
     )
@@ -78,7 +82,9 @@ def prior_sketch(
     """
     check_positive_int(dim, "dim")
     check_positive_int(m, "m")
-    b = default_bandwidth(dim) if bandwidth is None else float(bandwidth)
+    b = default_bandwidth(dim) if bandwidth is None else check_positive(bandwidth, "bandwidth")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
     return _converted(dim, m, b, str(torch.device(device)), dtype)
 
 
@@ -92,4 +98,9 @@ def _converted(
 
 def sketch_prior_distance(joined: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     """``|joined - p|^2`` between a (2m,) sketch and the prior's."""
+    if joined.shape != prior.shape:  # broadcasting would sum a multiple of the distance
+        raise ValueError(
+            f"joined must be a sketch of the prior's shape {tuple(prior.shape)}; got "
+            f"{tuple(joined.shape)}."
+        )
     return (joined - prior).square().sum()

@@ -14,7 +14,7 @@ import scipy.optimize
 import scipy.special
 import torch
 
-from .._core import check_choice, check_positive
+from .._core import check_choice, check_positive, check_positive_int
 
 if TYPE_CHECKING:
     from ._sketch import Sketch
@@ -57,6 +57,10 @@ class Privacy:
 
 def sensitivity(m: int, *, quantized: bool, neighbours: str, norm: int) -> float:
     """L1 (``norm=1``) or L2 (``norm=2``) sensitivity of the feature sum (see :func:`private_sketch`)."""
+    check_positive_int(m, "m")
+    check_choice(neighbours, "neighbours", NEIGHBOURS)
+    if norm not in (1, 2):
+        raise ValueError(f"norm must be 1 or 2; got {norm!r}.")
     if quantized:
         l1, l2 = 2 * math.sqrt(m), math.sqrt(2)
     else:
@@ -90,6 +94,11 @@ def analytic_gaussian_std(epsilon: float, delta: float, sensitivity: float) -> f
     that one is valid (``epsilon < 1``): 7.03 against 9.69 at ``epsilon = 0.5``, ``delta = 1e-5``.
     """
 
+    epsilon = check_positive(epsilon, "epsilon")
+    sensitivity = check_positive(sensitivity, "sensitivity")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1); got {delta}.")
+
     def excess(log_sigma: float) -> float:
         sigma = math.exp(log_sigma)
         a, b = sensitivity / (2 * sigma), epsilon * sigma / sensitivity
@@ -97,6 +106,11 @@ def analytic_gaussian_std(epsilon: float, delta: float, sensitivity: float) -> f
         return float(scipy.special.ndtr(a - b)) - tail - delta
 
     lo, hi = math.log(sensitivity) - 30.0, math.log(sensitivity) + 30.0
+    if excess(lo) * excess(hi) > 0:  # no root within e^(+-30) of the sensitivity
+        raise ValueError(
+            f"epsilon and delta must leave a noise scale within e^30 of the sensitivity; got "
+            f"epsilon={epsilon:g}, delta={delta:g}."
+        )
     return math.exp(scipy.optimize.brentq(excess, lo, hi, xtol=1e-12))
 
 

@@ -53,6 +53,8 @@ def default_frequencies(dim: int, *, image: bool) -> int:
 @functools.cache
 def radius_median(law: str, dim: int) -> float:
     """The median radius ``R`` of ``law`` in dimension ``dim`` (200,001 draws, fixed seed)."""
+    check_choice(law, "law", LAWS)
+    check_positive_int(dim, "dim")
     draws = LAWS[law](200_001, dim, torch.Generator().manual_seed(0))
     return float(draws.median())
 
@@ -81,6 +83,7 @@ def median_bandwidth(
     gradient (MNIST: samples stay noise; MNIST's 20-D CWAE codes: three digits).
     """
     check_choice(law, "law", LAWS)
+    check_positive(factor, "factor")
     median = estimate_bandwidth(x, method="median", n_points=BANDWIDTH_PROBE, generator=generator)
     dim = x.shape[1]
     ratio = 1.0

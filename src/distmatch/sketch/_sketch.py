@@ -215,6 +215,13 @@ class Sketch:
             )
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"count must be an int >= 0; got {count!r}.")
+        if privacy is not None and not isinstance(privacy, Privacy):
+            raise TypeError(f"privacy must be a Privacy record or None; got {privacy!r}.")
+        if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+            raise TypeError(f"label must be an int or None; got {label!r}.")
+        for name, text in (("source", source), ("data_dir", data_dir)):
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"{name} must be a str or None; got {type(text).__name__}.")
         sketch._sum, sketch._count = total.clone(), count
         sketch.source, sketch._privacy = source, privacy
         sketch._pieces = tuple(Piece(*piece) for piece in pieces)
@@ -371,15 +378,14 @@ def sketch_distance(
         raise TypeError(f"sketch must be a Sketch; got {type(sketch).__name__}.")
     check_choice(estimator, "estimator", ("biased", "unbiased"))
     unbiased = estimator == "unbiased"
-    samples = check_samples(
-        samples, "samples", min_points=0 if across_ranks else (2 if unbiased else 1)
-    )
+    ranks = across_ranks and distributed.is_active()  # a rank's part may be empty
+    samples = check_samples(samples, "samples", min_points=0 if ranks else (2 if unbiased else 1))
     check_dim(samples, sketch.features.dim, "samples")
     omega, dither, target = sketch._constants(samples.device, samples.dtype)
     m = sketch.features.n_frequencies
     gain = QUANTIZED_GAIN if sketch.features.quantized else 1.0
     factor = gain / math.sqrt(m)
-    if across_ranks and distributed.is_active():
+    if ranks:
         cos, sin = cos_sin(phases(samples, omega, dither))  # (B_r, m) each
         count = samples.new_tensor([float(samples.shape[0])])
         total = distributed.all_reduce_sum(torch.cat([cos.sum(0), sin.sum(0), count]))  # (2m + 1,)

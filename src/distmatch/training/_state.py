@@ -82,6 +82,11 @@ class RunState(RunEngine):
             warn_if_batchnorm(model, config.k // s.world.size)
         params = s.model.parameters()
         settings = {**optimizer_settings(config), **fused_optimizer(s.device)}
+        if settings["lr"] != config.lr:
+            log.info(
+                "%s steps with lr %.3g (--lr %g, --lr-rule %s, k=%d, n=%d)",
+                config.optimizer, settings["lr"], config.lr, config.lr_rule, config.k, config.n,
+            )  # fmt: skip
         s.optimizer = (
             torch.optim.Adam(params, **settings)
             if config.optimizer == "adam"
@@ -194,6 +199,8 @@ class RunState(RunEngine):
                 "test_size": len(self.test_set),
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
+                # the rate the optimizer steps with: --lr after --lr-rule (lr * k / n for SGD)
+                "lr": optimizer_settings(self.config)["lr"],
             },
             "distmatch_version": __version__,
         }

@@ -77,6 +77,8 @@ class MovingSketch(nn.Module):
         does; the identity is exact when the moving sketch equals the mean features of the other
         ``n - b`` codes (then the joined sketch is the mean features of all ``n``).
         """
+        if not 1 <= b <= self.k:
+            raise ValueError(f"b must be between 1 and k={self.k} fresh codes; got {b}.")
         return self.n / b
 
     def join(self, z: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,10 @@ class MovingWindow(nn.Module):
         self.init = check_choice(init, "init", INITS)
         self.refresh = check_choice(refresh, "refresh", REFRESHES)
         self.reset_each_epoch = bool(reset_each_epoch)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
         self.register_buffer("codes", torch.zeros(n - k, dim, dtype=dtype, device=device))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long, device=device))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long, device=device))
@@ -109,8 +113,13 @@ class MovingWindow(nn.Module):
 
     @staticmethod
     def _sync_counters(module: MovingWindow, incompatible_keys: object) -> None:
-        module._pointer = int(module.pointer)
-        module._filled = int(module.filled)
+        pointer, filled, cap = int(module.pointer), int(module.filled), module.capacity
+        if not (0 <= filled <= cap and 0 <= pointer < max(cap, 1)):
+            raise ValueError(
+                f"a window state must have 0 <= filled <= {cap} and 0 <= pointer < {max(cap, 1)} "
+                f"(n - k = {cap} stored codes); got filled={filled}, pointer={pointer}."
+            )
+        module._pointer, module._filled = pointer, filled
 
     @property
     def capacity(self) -> int:
@@ -181,6 +190,8 @@ class MovingWindow(nn.Module):
         Args:
             b: fresh codes of this step, ``1 <= b <= k``.
         """
+        if not 1 <= b <= self.k:
+            raise ValueError(f"b must be between 1 and k={self.k} fresh codes; got {b}.")
         return (b + self._filled) / b
 
     def join(self, z: torch.Tensor) -> torch.Tensor:
@@ -268,9 +279,12 @@ class MovingWindow(nn.Module):
         self.codes[rows.to(self.codes.device)] = codes.to(self.codes.dtype)
 
     def _check_codes(self, z: torch.Tensor) -> None:
-        if not isinstance(z, torch.Tensor) or z.dim() != 2:
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"codes must be a 2-D tensor (B, {self.dim}); got {shape}.")
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"codes must be a 2-D tensor (B, {self.dim}); got {type(z).__name__}.")
+        if z.dim() != 2:
+            raise ValueError(f"codes must be a 2-D tensor (B, {self.dim}); got {tuple(z.shape)}.")
+        if not z.is_floating_point():  # joined with float codes, they would be cast to ints
+            raise TypeError(f"codes must have a floating-point dtype; got {z.dtype}.")
         if z.shape[1] != self.dim:
             raise ValueError(
                 f"codes must have dim={self.dim} features; got {z.shape[1]} (shape {tuple(z.shape)})."
