@@ -40,6 +40,32 @@ CASES = [
         r"scaled must be True or False; got 'False'",
     ),
     (
+        "mmd-of-a-kernel-width-that-underflows",
+        lambda: distances.mmd(
+            torch.randn(16, 3), torch.randn(16, 3), kernel="gaussian", bandwidth=1e-30
+        ),
+        ValueError,
+        r"bandwidth and scales must give kernel widths within torch.float32's range",
+    ),
+    (
+        "mmd-of-a-scale-that-overflows",
+        lambda: distances.mmd(torch.randn(16, 3), torch.randn(16, 3), scales=[1e200]),
+        ValueError,
+        r"got 6e\+200 \(bandwidth 1, scale 1e\+200\)",
+    ),
+    (
+        "mmd-of-a-bandwidth-whose-square-overflows",
+        lambda: distances.mmd(torch.randn(16, 3), torch.randn(16, 3), bandwidth=1e160),
+        ValueError,
+        r"kernel widths within .*; got inf",
+    ),
+    (
+        "cramer-wold-of-a-vanishing-gamma",
+        lambda: distances.cramer_wold_normality(torch.randn(16, 3), gamma=1e-300),
+        ValueError,
+        r"gamma must be in \[1e-30, 1e\+30\]; got 1e-300",
+    ),
+    (
         "phi-of-dimension-0",
         lambda: distances.phi(torch.tensor([1.0]), 0),
         ValueError,

@@ -43,8 +43,20 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals (an unknown flag, a value of the wrong type) are one line
+    on stderr with exit status 2, as every other bad input is, pointing at ``--help`` instead of
+    printing the whole usage."""
+
+    def error(self, message: str):
+        name = self.prog
+        for action, command in SKETCH_ACTIONS.items():  # typed as "sketch merge", "sketch info"
+            name = name.replace(command, f"sketch {action}")
+        self.exit(2, f"{name}: error: {message} (see {name} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="distmatch",
         description=(
             "Distribution-matching generative models with little memory and data access: "
@@ -53,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"distmatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add, _ in COMMANDS.values():
         add(subparsers)
     return parser
@@ -65,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 2 and argv[0] == "sketch" and argv[1] in SKETCH_ACTIONS:
         argv = [SKETCH_ACTIONS[argv[1]], *argv[2:]]
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command they were given to, as its other refusals are
+        name = "distmatch" if args.command is None else f"distmatch {_typed(args.command)}"
+        parser.exit(
+            2, f"{name}: error: unrecognized arguments: {' '.join(extra)} (see {name} --help)\n"
+        )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
     )
@@ -84,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per rank
-            print(f"distmatch {args.command}: error: {err}", file=sys.stderr)
+            print(f"distmatch {_typed(args.command)}: error: {err}", file=sys.stderr)
         return 2
     except TrainingInterrupted as err:  # commands with their own resume flags say more
         if os.environ.get("RANK", "0") == "0":
@@ -97,3 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"distmatch {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _typed(command: str) -> str:
+    """The command as typed: ``sketch merge`` for the parser's ``sketch-merge``."""
+    for action, name in SKETCH_ACTIONS.items():
+        if command == name:
+            return f"sketch {action}"
+    return command

@@ -97,8 +97,17 @@ def phi_and_derivative(
     return value, value * value * value * (-0.5 * b)
 
 
+GAMMA_RANGE = (1e-30, 1e30)  # where 1 / sqrt(gamma) and the scaled distances stay finite
+
+
 def _gamma(gamma: float | None, n: float) -> float:
-    return silverman_gamma(n) if gamma is None else check_positive(gamma, "gamma")
+    if gamma is None:
+        return silverman_gamma(n)
+    gamma = check_positive(gamma, "gamma")
+    low, high = GAMMA_RANGE
+    if not low <= gamma <= high:
+        raise ValueError(f"gamma must be in [{low:g}, {high:g}]; got {gamma:g}.")
+    return gamma
 
 
 def cramer_wold_normality(

@@ -75,9 +75,29 @@ def mmd(
     check_pair(x, y)
     bandwidth = check_positive(bandwidth, "bandwidth")
     scales = check_scales(scales, KERNELS[kernel][1])
+    _check_widths(kernel, x.shape[1], bandwidth, scales, x.dtype)
 
     kernel_fn = KERNELS[kernel][0]
     return mmd_unchecked(x, y, kernel_fn, bandwidth, scales, estimator == "unbiased", join=False)
+
+
+def _check_widths(kernel: str, dim: int, bandwidth: float, scales, dtype: torch.dtype) -> None:
+    """The constants that divide the squared distances (imq: ``2 D bandwidth^2 s``; gaussian:
+    ``2 (bandwidth s)^2``; folded_gaussian: ``4 (bandwidth s)^2``) must be normal numbers of the
+    samples' dtype: a width that underflows to 0 or overflows to inf makes the kernel NaN."""
+    info = torch.finfo(dtype)
+    for s in scales:
+        width = bandwidth * s
+        if kernel == "imq":
+            c = 2.0 * dim * bandwidth * bandwidth * s
+        else:
+            c = (2.0 if kernel == "gaussian" else 4.0) * width * width
+        if not info.tiny <= c <= info.max:
+            raise ValueError(
+                f"bandwidth and scales must give kernel widths within {dtype}'s range "
+                f"[{info.tiny:.3g}, {info.max:.3g}]; got {c:.3g} (bandwidth {bandwidth:g}, "
+                f"scale {s:g})."
+            )
 
 
 def mmd_unchecked(
