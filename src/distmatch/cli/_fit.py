@@ -65,18 +65,24 @@ _FIT_FLAGS: dict[str, tuple[str, dict]] = {
         "estimator",
         {
             "choices": ESTIMATORS,
-            "help": "of the batch's squared sketch distance (vectors: biased, CL-GN's; images: "
-            "unbiased, since the biased one rewards batches of alike samples)",
+            "help": "of the batch's loss, the squared sketch distance or MMD (vectors: biased, "
+            "CL-GN's; images: unbiased, since the biased one rewards batches of alike samples)",
         },
     ),
     "--seed": ("seed", {"type": seed_option, "help": "random seed (0)"}),
     "--data-dir": (
         "data_dir",
-        {"help": "the data set's files (fit-mmd's data; evaluation: the sketch's own)"},
+        {
+            "help": "where the data set's files are (fit-mmd: its --dataset; fit-sketch: the "
+            "held-out data's, default the folder the sketch records)"
+        },
     ),
     "--eval-data": (
         "eval_data",
-        {"help": "held-out data: a toy, data set or .npy (default: the sketch's source)"},
+        {
+            "help": "held-out data: a toy, data set or .npy (default: the test split of the "
+            "sketch's source, or of fit-mmd's --dataset)"
+        },
     ),
     "--eval-points": ("eval_points", {"type": int, "help": "points per evaluation (2000)"}),
     "--log-every": ("log_every", {"type": int, "help": "steps per metrics row (20)"}),

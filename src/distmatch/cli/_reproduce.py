@@ -37,8 +37,14 @@ def add_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "--dataset", default="mnist", help=f"{', '.join(MOW_PROTOCOLS)} (default mnist)"
     )
     mow.add_argument("--data-dir", default=None, help="folder (or zip) of the data set's files")
-    mow.add_argument("--models", default="wae,cwae,swae", help="comma-separated (wae,cwae,swae)")
-    mow.add_argument("--k", default="64,32,1", help="comma-separated fresh codes per step")
+    mow.add_argument(
+        "--models",
+        default="wae,cwae,swae",
+        help="comma-separated, of wae, cwae, swae, skwae (default wae,cwae,swae)",
+    )
+    mow.add_argument(
+        "--k", default="64,32,1", help="comma-separated fresh codes per step (64,32,1)"
+    )
     mow.add_argument("--epochs", type=int, default=5, help="epochs of every run (5)")
     mow.add_argument("--lr-grid", default=None, help="comma-separated rates to try per run")
     mow.add_argument("--jobs", type=int, default=1, help="runs at once, one process each (1)")

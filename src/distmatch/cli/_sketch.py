@@ -374,8 +374,9 @@ def run_sketch_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
+        width = max(len(key) for key in info)
         for key, value in info.items():
-            print(f"{key:>12}: {value}")
+            print(f"{key:>{width}}: {value}")
     return 0
 
 
