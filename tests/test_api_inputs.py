@@ -87,7 +87,7 @@ CASES = [
         "prior-sketch-of-a-bandwidth-too-small-for-finite-frequencies",
         lambda: sketch.prior_sketch(4, 8, 1e-300),
         ValueError,
-        r"bandwidth must be large enough for finite frequencies",
+        r"bandwidth must be large enough for finite torch.float32 frequencies",
     ),
     (
         "prior-sketch-in-integers",
@@ -277,6 +277,20 @@ def test_bad_input_is_one_named_error(call, error, match):
     with pytest.raises(error, match=match) as caught:
         call()
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_refused_window_state_leaves_the_window_as_it_was():
+    window = MovingWindow(8, 2, 3)
+    window.push(torch.randn(2, 3))
+    before, codes = window.position, window.codes.clone()
+    state = MovingWindow(8, 2, 3).state_dict()
+    state["filled"] = torch.tensor(-3)
+    state["codes"] = torch.full((6, 3), 7.0)
+    with pytest.raises(ValueError, match="a window state must have"):
+        window.load_state_dict(state)
+    assert window.position == before and torch.equal(window.codes, codes)
+    saved = window.state_dict()
+    assert (int(saved["pointer"]), int(saved["filled"])) == before
 
 
 def test_the_window_state_of_a_good_run_still_loads():

@@ -363,12 +363,49 @@ def test_held_out_data_is_checked_before_training_and_eval_data_is_read_whole(tm
 @pytest.mark.parametrize("seed", [-1, 2**32, True])
 def test_a_seed_outside_0_to_2_32_is_refused_before_anything_is_written(seed, tmp_path):
     """Seeds are combined with step and epoch counters in int64: a larger one overflowed mid-run
-    and left a run folder that no resume could get past; a negative one slipped through."""
+    and left a run folder that no resume could get past; a negative one slipped through. A run
+    configuration keeps taking negative seeds (runs trained with one before still resume)."""
     from distmatch.reproduce import reproduce_clgn
 
     error = TypeError if seed is True else ValueError
-    with pytest.raises(error, match=r"seed must be an int in \[0, 2\^32\)"):
-        GeneratorConfig(objective="mmd", dataset="spiral", seed=seed).validate()
+    if seed == -1:
+        assert GeneratorConfig(objective="mmd", dataset="spiral", seed=-1).validate().seed == -1
+    else:
+        with pytest.raises(error, match=r"seed must be an int in \(-2\^32, 2\^32\)"):
+            GeneratorConfig(objective="mmd", dataset="spiral", seed=seed).validate()
     with pytest.raises(error, match=r"seed must be an int in \[0, 2\^32\)"):
         reproduce_clgn("spiral", tmp_path / "clgn", seed=seed)
     assert not (tmp_path / "clgn").exists()
+
+
+def test_numpy_seeds_are_plain_ints_once_validated():
+    config = GeneratorConfig(objective="mmd", dataset="spiral", seed=np.int64(3)).validate()
+    assert type(config.seed) is int and config.seed == 3
+
+
+def test_a_sketch_whose_data_file_is_not_here_trains_without_held_out_metrics(tmp_path, caplog):
+    """fit-sketch reads the sketch alone: the .npy file a sketch names may be on another machine
+    (then no held-out metrics, with a warning); a private sketch names no path at all."""
+    data = tmp_path / "v.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32))
+    argv = ["sketch", "--dataset", str(data), "--n-frequencies", "50", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "s.npz")]) == 0
+    private = [*argv, "--epsilon", "1", "--bandwidth", "0.5", "--scale", "10"]
+    assert main([*private, "--out", str(tmp_path / "p.npz")]) == 0
+    p = sk.Sketch.load(tmp_path / "p.npz")
+    assert p.source is None and p.data_dir is None
+    data.rename(tmp_path / "moved.npy")
+    fit = ["fit-sketch", str(tmp_path / "s.npz"), "--epochs", "1", "--latent-codes", "500"]
+    assert main([*fit, "--out", str(tmp_path / "g"), "--no-progress"]) == 0
+    assert "is not here: no held-out metrics" in caplog.text
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert "mmd" not in summary and summary["epochs"] == 1
+
+
+def test_a_run_trained_with_a_negative_seed_still_resumes(tmp_path):
+    """Negative seeds were taken before seeds were checked; the CLI refuses new ones."""
+    config = GeneratorConfig(objective="mmd", dataset="spiral", seed=-1, epochs=1, **SHORT)
+    train_generator(config, tmp_path / "r", progress=False)
+    argv = ["fit-mmd", "--resume", "--epochs", "2", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["epochs"] == 2

@@ -186,7 +186,7 @@ def test_bad_n_dtype_and_seed_are_rejected():
         TypeError, match=r"dtype must be a floating-point torch.dtype; got torch.int64"
     ):
         toy_sample("gmm", 2, dtype=torch.int64)
-    with pytest.raises(TypeError, match=r"seed must be an int in \[0, 2\^63\); got str\."):
+    with pytest.raises(TypeError, match=r"seed must be an int in \(-2\^63, 2\^63\); got str\."):
         toy_dataset("gmm", 2, seed="0")
 
 

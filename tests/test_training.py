@@ -343,8 +343,8 @@ def test_batchnorm_in_a_custom_model_warns_at_small_k(tmp_path):
             "window_gradient must be one of 'paper', 'unbiased'; got 'biased'",
         ),
         ({"epochs": 0}, "epochs must be an int >= 1; got 0"),
-        ({"seed": -1}, r"seed must be an int in \[0, 2\^32\); got -1"),
-        ({"seed": 2**32}, r"seed must be an int in \[0, 2\^32\); got 4294967296"),
+        ({"seed": -(2**32)}, r"seed must be an int in \(-2\^32, 2\^32\); got -4294967296"),
+        ({"seed": 2**32}, r"seed must be an int in \(-2\^32, 2\^32\); got 4294967296"),
         ({"device": "tpu"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
     ],
 )

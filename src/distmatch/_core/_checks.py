@@ -69,15 +69,18 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
-def check_seed(value: object, name: str = "seed", *, bits: int = 32) -> int:
-    """Returns ``value`` if it is an int in ``[0, 2^bits)``: a run's seeds are combined with step
-    and epoch counters in int64 (``bits=32``); a generator's own seed is at most 63 bits (what
+def check_seed(value: object, name: str = "seed", *, bits: int = 32, signed: bool = False) -> int:
+    """Returns ``value`` as an int if it is one in ``[0, 2^bits)`` (``signed``: in
+    ``(-2^bits, 2^bits)``): a run's seeds are combined with step and epoch counters in int64
+    (``bits=32``); a generator's own seed is at most 63 bits (what
     ``torch.Generator.manual_seed`` takes as a non-negative int64)."""
+    low = -(1 << bits) + 1 if signed else 0
+    span = f"(-2^{bits}, 2^{bits})" if signed else f"[0, 2^{bits})"
     if isinstance(value, bool) or not hasattr(value, "__index__"):  # NumPy ints are ints too
-        raise TypeError(f"{name} must be an int in [0, 2^{bits}); got {type(value).__name__}.")
+        raise TypeError(f"{name} must be an int in {span}; got {type(value).__name__}.")
     value = operator.index(value)
-    if not 0 <= value < 1 << bits:
-        raise ValueError(f"{name} must be an int in [0, 2^{bits}); got {value}.")
+    if not low <= value < 1 << bits:
+        raise ValueError(f"{name} must be an int in {span}; got {value}.")
     return value
 
 

@@ -30,7 +30,7 @@ class _Fused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        if torch.is_grad_enabled() and not _tracing():  # create_graph=True: a gradient of it
+        if torch.is_grad_enabled():  # create_graph=True: a gradient of the gradient is asked for
             raise RuntimeError(
                 "this distance provides first derivatives only; got a backward pass with "
                 "create_graph=True (e.g. a gradient penalty), whose gradient would be missing."
@@ -38,12 +38,6 @@ class _Fused(torch.autograd.Function):
         with torch.no_grad():
             grads = [None if g is None else g * grad_output for g in ctx.saved_tensors]
         return (None, *grads)
-
-
-def _tracing() -> bool:
-    """Whether the backward pass is being traced (a compiled graph records it with gradients
-    enabled), not run."""
-    return torch.compiler.is_compiling()
 
 
 def fused(compute: Callable[..., tuple[torch.Tensor, Grads]], inputs: Sequence[torch.Tensor]):

@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command they were given to, as its other refusals are
         name = "distmatch" if args.command is None else f"distmatch {_typed(args.command)}"
+        if getattr(args, "experiment", None):  # reproduce mow|clgn
+            name = f"{name} {args.experiment}"
         parser.exit(
             2, f"{name}: error: unrecognized arguments: {' '.join(extra)} (see {name} --help)\n"
         )

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import secrets
 import time
 from pathlib import Path
@@ -196,8 +197,12 @@ def run_sketch(args: argparse.Namespace) -> int:
             return 0
     rows = range(source.count)[shard]
     released = []
+    # A private sketch is released to those who do not hold the data: it names a toy or a
+    # registered data set, never a path of the data owner's machine.
+    local = privacy is not None and source.name is not None and os.sep in source.name
     for label, sketch in sketches:
-        sketch.source, sketch.data_dir = source.name, source.data_dir
+        sketch.source = None if local else source.name
+        sketch.data_dir = None if privacy is not None else source.data_dir
         sketch.sample_shape, sketch.label = source.sample_shape, label
         data = source.fingerprint if label is None else f"{source.fingerprint}:label={label}"
         if label is None:
@@ -328,6 +333,10 @@ def run_sketch_merge(args: argparse.Namespace) -> int:
             )
         seen[path.resolve()] = path
     check_new_file(args.out, args.overwrite)
+    if args.out.resolve() in seen:
+        raise UsageError(
+            f"--out '{args.out}' is one of the inputs; write the merge to another file."
+        )
     if args.out.suffix != ".npz":
         raise UsageError(f"--out must be a .npz file; got '{args.out}'.")
     merged = Sketch.load(args.inputs[0])

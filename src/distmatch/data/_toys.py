@@ -307,5 +307,5 @@ def toy_dataset(name: str, n: int = 100_000, *, seed: int = 0) -> Tensor:
         >>> torch.equal(toy_dataset("circle", 10), toy_dataset("circle", 10))
         True
     """
-    generator = torch.Generator().manual_seed(check_seed(seed, bits=63))
+    generator = torch.Generator().manual_seed(check_seed(seed, bits=63, signed=True))
     return toy_sample(name, n, generator=generator)  # (n, 2)

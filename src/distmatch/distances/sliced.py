@@ -43,8 +43,10 @@ def random_projections(
         raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
-    check_memory(dim * n_projections * dtype.itemsize, f"n_projections={n_projections}")
     draw_device = generator.device if generator is not None else device
+    check_memory(
+        dim * n_projections * dtype.itemsize, f"n_projections={n_projections}", draw_device or "cpu"
+    )
     theta = torch.randn(dim, n_projections, generator=generator, dtype=dtype, device=draw_device)
     theta = theta / theta.norm(dim=0, keepdim=True)  # (D, L)
     return theta.to(device) if device is not None else theta

@@ -44,7 +44,9 @@ def load_autoencoder(
             sample_shape=tuple(resolved["sample_shape"]),
             latent_dim=resolved["latent_dim"],
         )
-        model.load_state_dict(run.load_checkpoint(map_location=device)["model"])
+    state = run.load_checkpoint(map_location=device)  # its own errors (a device's too) as they are
+    with _rebuilding(run):
+        model.load_state_dict(state["model"])
     return record, model.to(device).eval()
 
 
@@ -61,7 +63,9 @@ def _rebuilding(run: RunDir):
             f"'{run.root}' must hold a config.json and checkpoint.pt written by distmatch; "
             f"{err.args[0]!r} is missing."
         ) from None
-    except (TypeError, ValueError, RuntimeError) as err:
+    except torch.OutOfMemoryError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as err:  # e.g. load_state_dict's size mismatch
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         reason = " ".join(lines)[:300] if lines else type(err).__name__  # e.g. the size mismatch
         raise RunError(
@@ -91,7 +95,9 @@ def load_generator(out: str | os.PathLike[str], *, device: str | torch.device = 
             latent_dim=resolved["latent_dim"],
             classes=int(resolved.get("classes") or 0),
         )
-        generator.load_state_dict(run.load_checkpoint(map_location=device)["generator"])
+    state = run.load_checkpoint(map_location=device)
+    with _rebuilding(run):
+        generator.load_state_dict(state["generator"])
         center = torch.tensor(resolved["center"], dtype=torch.float64)
         scale = float(resolved["scale"])
         images = len(resolved["sample_shape"]) == 3

@@ -120,7 +120,8 @@ class GeneratorConfig:
         if self.bandwidth is not None and self.bandwidth != "auto":
             check_positive(self.bandwidth, "bandwidth")
         check_positive(self.lr, "lr")
-        check_seed(self.seed)
+        # negative seeds too: runs trained with one before resume (the CLI takes [0, 2^32))
+        self.seed = check_seed(self.seed, signed=True)
         if self.min_delta is not None:
             check_positive(self.min_delta, "min_delta")
         for name in ("patience", "eval_points", "log_every"):

@@ -99,7 +99,7 @@ def fit_latent_sketch(
         for labelled images, ``decoded_cfd``, ``decoded_classes_covered``, ... (the classifier
         metric of 2,000 decoded samples).
     """
-    check_seed(seed)
+    seed = check_seed(seed)
     dev = resolve_device(device)
     record, model = load_autoencoder(run, device=dev)
     config = record["config"]

@@ -84,6 +84,14 @@ class GeneratorRun(RunEngine):
             s.data, toy = None, None
             source = config.eval_data or s.sketch.source
             data_dir = config.data_dir or s.sketch.data_dir
+            if not config.eval_data and source and os.sep in source and not os.path.exists(source):
+                # the sketch names a file of the machine that made it: training reads the
+                # sketch alone, and goes on without held-out metrics where that file is not
+                log.warning(
+                    "the sketch's data '%s' is not here: no held-out metrics (--eval-data gives "
+                    "some)", source,
+                )  # fmt: skip
+                source = None
         else:
             s.sketch = None
             raw, shape, toy = _mmd_data(config)

@@ -73,7 +73,7 @@ def reproduce_clgn(
     """
     if toy not in TOYS:
         raise ValueError(f"dataset must be one of {', '.join(sorted(TOYS))}; got {toy!r}.")
-    check_seed(seed)
+    seed = check_seed(seed)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     sketch_path = folder / "sketch.npz"

@@ -52,10 +52,6 @@ def _frequencies(dim: int, m: int, bandwidth: float) -> tuple[torch.Tensor, torc
         * torch.tensor(PRIOR_SCALES, dtype=torch.float64)[torch.arange(m) % len(PRIOR_SCALES)]
     )
     omega = torch.randn(dim, m, generator=gen, dtype=torch.float64) / widths  # (D, m)
-    if not bool(torch.isfinite(omega.float()).all()):  # kept in float32 by training
-        raise ValueError(
-            f"bandwidth must be large enough for finite frequencies; got {bandwidth:g}."
-        )
     prior = torch.cat(
         [torch.exp(-0.5 * omega.square().sum(0)), torch.zeros(m, dtype=torch.float64)]
     )
@@ -93,7 +89,12 @@ def _converted(
     dim: int, m: int, bandwidth: float, device: str, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     omega, prior = _frequencies(dim, m, bandwidth)
-    return omega.to(device, dtype), prior.to(device, dtype)
+    omega, prior = omega.to(device, dtype), prior.to(device, dtype)
+    if not bool(torch.isfinite(omega).all()):  # ~ 1 / bandwidth, in the dtype asked for
+        raise ValueError(
+            f"bandwidth must be large enough for finite {dtype} frequencies; got {bandwidth:g}."
+        )
+    return omega, prior
 
 
 def sketch_prior_distance(joined: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:

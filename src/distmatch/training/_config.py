@@ -136,7 +136,8 @@ class TrainConfig:
         if self.sketch_bandwidth is not None:
             check_positive(self.sketch_bandwidth, "sketch_bandwidth")
         check_window_sizes(self.n, self.k)
-        check_seed(self.seed)
+        # negative seeds too: runs trained with one before resume (the CLI takes [0, 2^32))
+        self.seed = check_seed(self.seed, signed=True)
         check_positive(self.lr, "lr")
         check_positive(self.lam, "lam")
         check_positive(self.checkpoint_minutes, "checkpoint_minutes")

@@ -102,6 +102,7 @@ class MovingWindow(nn.Module):
         # buffers, which are refreshed whenever the state dict is taken.
         self._pointer = 0
         self._filled = 0
+        self.register_load_state_dict_pre_hook(MovingWindow._check_counters)
         self.register_load_state_dict_post_hook(MovingWindow._sync_counters)
         self.register_state_dict_pre_hook(MovingWindow._store_counters)
         self.reset(generator)
@@ -112,14 +113,21 @@ class MovingWindow(nn.Module):
         module.filled.fill_(module._filled)
 
     @staticmethod
-    def _sync_counters(module: MovingWindow, incompatible_keys: object) -> None:
-        pointer, filled, cap = int(module.pointer), int(module.filled), module.capacity
+    def _check_counters(module: MovingWindow, state: dict, prefix: str, *args: object) -> None:
+        """Refuses counters out of range before anything is loaded (the window stays as it was)."""
+        if prefix + "pointer" not in state or prefix + "filled" not in state:
+            return  # load_state_dict reports the missing keys itself
+        pointer, filled = int(state[prefix + "pointer"]), int(state[prefix + "filled"])
+        cap = module.capacity
         if not (0 <= filled <= cap and 0 <= pointer < max(cap, 1)):
             raise ValueError(
                 f"a window state must have 0 <= filled <= {cap} and 0 <= pointer < {max(cap, 1)} "
                 f"(n - k = {cap} stored codes); got filled={filled}, pointer={pointer}."
             )
-        module._pointer, module._filled = pointer, filled
+
+    @staticmethod
+    def _sync_counters(module: MovingWindow, incompatible_keys: object) -> None:
+        module._pointer, module._filled = int(module.pointer), int(module.filled)
 
     @property
     def capacity(self) -> int:
