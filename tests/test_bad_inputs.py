@@ -414,6 +414,14 @@ CASES = [
         ["sketch-merge"],
     ),
     (
+        "sketch-merge-over-one-of-its-inputs",
+        lambda w: shutil.copy(w / "circle.npz", w / "other.npz"),
+        ["sketch", "merge", "{sketch}", "{work}/other.npz", "--out", "{sketch}", "--overwrite"],
+        2,
+        r"--out '.*circle.npz' is one of the inputs; write the merge to another file",
+        [],
+    ),
+    (
         "sample-grid-too-large",
         None,
         ["sample", "{run}", "--num", "100000000", "--out", "{work}/big.png"],
