@@ -262,6 +262,15 @@ CASES = [
         r"privacy must be a Privacy record or None; got 'yes'",
     ),
     (
+        "a-private-sketch-of-a-vanishing-epsilon",
+        lambda: sketch.private_sketch(
+            sketch.sketch_dataset(torch.rand(50, 2), sketch.FourierFeatures(2, 10), progress=False),
+            epsilon=1e-310,
+        ),
+        ValueError,
+        r"epsilon and delta must leave a noise scale of at most 1e\+12; got inf",
+    ),
+    (
         "a-run-folder-that-is-none",
         lambda: RunDir(None),
         TypeError,

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 MECHANISMS = ("laplace", "gaussian", "analytic_gaussian")
+MAX_NOISE_SCALE = 1e12  # beyond it the sketch is noise, and the noisy count loses its integers
 NEIGHBOURS = ("add_remove", "replace")
 
 
@@ -234,6 +235,11 @@ def private_sketch(
         else:
             scale = analytic_gaussian_std(epsilon, delta, delta_s)
         noise = _normal(2 * m + with_count, scale, generator)  # (2m [+ 1],)
+    if not scale <= MAX_NOISE_SCALE:  # the noisy count must stay an exact integer in float64
+        raise ValueError(
+            f"epsilon and delta must leave a noise scale of at most {MAX_NOISE_SCALE:g}; got "
+            f"{scale:g} (epsilon={epsilon:g}, delta={delta:g})."
+        )
     count = max(1, round(sketch.count + float(noise[-1]))) if with_count else sketch.count
     privacy = Privacy(epsilon, delta, mechanism, neighbours, scale, scale * with_count)
     return sketch.with_noise(noise[: 2 * m], count, privacy)
