@@ -161,10 +161,8 @@ CASES = [
     ),
     (
         "decoded-samples-in-batches-of-0",
-        lambda: next(
-            evaluation.decoded_samples(
-                torch.nn.Identity(), 4, generator=torch.Generator(), batch_size=0
-            )
+        lambda: evaluation.decoded_samples(
+            torch.nn.Identity(), 4, generator=torch.Generator(), batch_size=0
         ),
         ValueError,
         r"batch_size must be an int >= 1; got 0",

@@ -32,7 +32,6 @@ PARZEN_SAMPLES = 10_000  # generated samples of the density estimate, as in the 
 PARZEN_VALIDATION = 1_000  # last training images used to choose the bandwidth
 
 
-@torch.no_grad()
 def decoded_samples(
     model: torch.nn.Module,
     num: int,
@@ -41,8 +40,14 @@ def decoded_samples(
     device: torch.device | str = "cpu",
     batch_size: int = 500,
 ) -> Iterator[torch.Tensor]:
-    """Yields ``num`` decoded N(0, I) draws in batches, clamped to [0, 1], on CPU."""
+    """Yields ``num`` decoded N(0, I) draws in batches, clamped to [0, 1], on CPU (the options
+    are checked at the call, before the first batch is asked for)."""
     check_positive_int(batch_size, "batch_size")
+    return _decoded(model, num, generator, device, batch_size)
+
+
+@torch.no_grad()
+def _decoded(model, num: int, generator, device, batch_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, num, batch_size):
         b = min(batch_size, num - start)
         z = torch.randn(b, model.latent_dim, generator=generator)
