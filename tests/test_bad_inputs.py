@@ -536,3 +536,17 @@ def test_a_closed_pipe_after_a_finished_run_is_not_an_error(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr
     assert done.stdout.startswith("run folder:")
+
+
+def test_a_sketch_takes_a_63_bit_frequency_seed(tmp_path, capsys):
+    """A sketch's seed is combined with no counter: up to 2^63 (runs take [0, 2^32))."""
+    argv = ["sketch", "--dataset", "circle", "--points", "200", "--n-frequencies", "20"]
+    assert (
+        main([*argv, "--seed", str(2**40), "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["sketch", "info", str(tmp_path / "s.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["frequency_seed"] == 2**40
+    with pytest.raises(SystemExit):
+        main([*argv, "--seed", str(2**63), "--out", str(tmp_path / "t.npz")])
+    assert "must be an int in [0, 2^63)" in capsys.readouterr().err

@@ -17,12 +17,18 @@ DETERMINISTIC_HELP = (
 )
 
 
-def seed_option(text: str) -> int:
-    """``--seed``: an int in [0, 2^32) (argparse type: a bad one exits with status 2)."""
+def seed_option(text: str, bits: int = 32) -> int:
+    """``--seed``: an int in [0, 2^bits) (argparse type: a bad one exits with status 2). Runs
+    combine their seed with counters (32 bits); a sketch's frequencies take 63."""
     try:
-        return check_seed(int(text), "the seed")
+        return check_seed(int(text), "the seed", bits=bits)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int in [0, 2^32); got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2^{bits}); got '{text}'") from None
+
+
+def frequency_seed_option(text: str) -> int:
+    """``sketch --seed``: an int in [0, 2^63), what a sketch file's frequency seed may hold."""
+    return seed_option(text, bits=63)
 
 
 OVERWRITE_HELP = "replace an existing output file (by default an existing one is refused)"

@@ -17,7 +17,7 @@ import torch
 from .. import distributed
 from .. import sketch as sk
 from ..sketch import LAWS, Sketch
-from ._common import OVERWRITE_HELP, UsageError, check_new_file, seed_option
+from ._common import OVERWRITE_HELP, UsageError, check_new_file, frequency_seed_option
 from ._sketch_data import groups as groups_of
 from ._sketch_data import labelled, sketch_source
 
@@ -109,7 +109,10 @@ def add_sketch(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="points per chunk (10000)")
     p.add_argument(
-        "--seed", type=seed_option, default=0, help="seed of the frequencies and of toy draws (0)"
+        "--seed",
+        type=frequency_seed_option,
+        default=0,
+        help="seed of the frequencies and of toy draws (0; up to 2^63)",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument(
