@@ -151,3 +151,11 @@ def test_the_choices_of_every_flag_are_read_from_their_registries():
     assert set(found) == set(expected), "a flag with choices has no registry here"
     for key, registry in expected.items():
         assert sorted(found[key]) == sorted(registry), key
+
+
+def test_sketch_actions_follow_global_flags(tmp_path, capsys):
+    argv = ["sketch", "--dataset", "circle", "--points", "100", "--n-frequencies", "10"]
+    assert main([*argv, "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["-v", "sketch", "info", str(tmp_path / "s.npz"), "--json"]) == 0
+    assert '"points": 100' in capsys.readouterr().out

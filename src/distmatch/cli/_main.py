@@ -75,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default: ``sys.argv[1:]``) and returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 2 and argv[0] == "sketch" and argv[1] in SKETCH_ACTIONS:
-        argv = [SKETCH_ACTIONS[argv[1]], *argv[2:]]
+    first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    action = argv[first + 1] if first + 1 < len(argv) else None
+    if argv[first : first + 1] == ["sketch"] and action in SKETCH_ACTIONS:
+        # "sketch merge" is the command sketch-merge, after global flags such as -v too
+        argv = [*argv[:first], SKETCH_ACTIONS[argv[first + 1]], *argv[first + 2 :]]
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command they were given to, as its other refusals are
         name = "distmatch" if args.command is None else f"distmatch {_typed(args.command)}"
