@@ -269,6 +269,32 @@ CASES = [
         r"epsilon and delta must leave a noise scale of at most 1e\+12; got inf",
     ),
     (
+        "mmd-scales-as-a-dict",
+        lambda: distances.mmd(torch.randn(8, 2), torch.randn(8, 2), scales={1.0: 2}),
+        TypeError,
+        r"scales must be a sequence of positive numbers; got dict",
+    ),
+    (
+        "histograms-of-a-1-d-array",
+        lambda: report.save_histograms(np.zeros(5), np.zeros((5, 2)), "unused.png"),
+        ValueError,
+        r"data must be a 2-D array of points \(N, D\), N >= 1; got \(5,\)",
+    ),
+    (
+        "histograms-of-no-samples",
+        lambda: report.save_histograms(None, None, "unused.png"),
+        ValueError,
+        r"samples must be a 2-D array of points \(N, D\), N >= 1; got NoneType",
+    ),
+    (
+        "reconstructions-of-another-count",
+        lambda: report.save_reconstructions(
+            torch.rand(4, 1, 8, 8), torch.rand(3, 1, 8, 8), "unused.png"
+        ),
+        ValueError,
+        r"reconstructions must have the originals' shape \(4, 1, 8, 8\); got \(3, 1, 8, 8\)",
+    ),
+    (
         "a-run-folder-that-is-none",
         lambda: RunDir(None),
         TypeError,
@@ -361,3 +387,15 @@ def test_an_edited_run_is_a_run_error_not_a_key_or_size_error(tmp_path):
         (edited / "config.json").write_text(json.dumps(record))
         with pytest.raises(RunError, match=match):
             evaluation.load_autoencoder(edited)
+
+
+def test_a_corrupt_fid_cache_file_is_one_error_that_says_to_delete_it(tmp_path):
+    for name, content in (("zip", b"PK\x03\x04 not really a zip"), ("npy", None)):
+        path = tmp_path / f"{name}.npz"
+        if content is None:
+            with path.open("wb") as file:
+                np.save(file, np.zeros(3))  # an .npy array under the .npz name
+        else:
+            path.write_bytes(content)
+        with pytest.raises(ValueError, match="must be an .npz file with arrays 'mu' and 'sigma'"):
+            evaluation.cached_statistics(name, lambda: (np.zeros(2), np.eye(2)), tmp_path)

@@ -42,6 +42,11 @@ def test_two_files(tmp_path, capsys):
     assert main(["distances", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"mmd", "cramer_wold", "sliced_wasserstein"}
+    np.save(tmp_path / "c.npy", rng.normal(size=(40, 4)))
+    assert main(["distances", str(tmp_path / "a.npy"), str(tmp_path / "c.npy"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sliced_wasserstein"] is None  # unequal sizes: skipped, and said why
+    assert result["skipped"] == {"sliced_wasserstein": "samples differ in size"}
 
 
 def test_one_file_adds_normality(tmp_path, capsys):

@@ -7,7 +7,7 @@ value is reported in one line that names the argument, what was expected and wha
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -99,6 +99,10 @@ def check_scales(scales: Sequence[float] | None, default: Sequence[float]) -> tu
         return tuple(float(s) for s in default)
     if isinstance(scales, int | float):
         scales = (scales,)
+    if isinstance(scales, Mapping | str | bytes):  # a dict would give its keys, a str its letters
+        raise TypeError(
+            f"scales must be a sequence of positive numbers; got {type(scales).__name__}."
+        )
     values = tuple(scales)
     if not values:
         raise ValueError("scales must be a non-empty sequence of positive numbers; got ().")

@@ -140,7 +140,8 @@ def run_distances(args: argparse.Namespace) -> int:
             distances.cramer_wold_normality(x, gamma=args.gamma, scaled=args.scaled)
         )
     if args.json:
-        print(json.dumps(result, indent=2))
+        skipped = {name: "samples differ in size" for name, v in result.items() if v is None}
+        print(json.dumps({**result, "skipped": skipped} if skipped else result, indent=2))
     else:
         width = max(len(k) for k in result)
         for name, value in result.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -301,7 +302,8 @@ def cached_statistics(
         try:
             with np.load(path, allow_pickle=False) as stored:
                 mu, sigma = stored["mu"], stored["sigma"]
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as err:
+            # TypeError: an .npy array under the .npz name (no archive to open)
             raise ValueError(
                 f"'{path}' must be an .npz file with arrays 'mu' and 'sigma'; got an unreadable "
                 f"file ({type(err).__name__}). Delete it to recompute."

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .._core import atomic_path
+from .._core import atomic_path, check_positive_int
 
 __all__ = [
     "save_curves",
@@ -110,10 +110,18 @@ def save_training_curves(
         fig.savefig(tmp, format="png")
 
 
+def _check_points(named: dict) -> None:
+    for name, points in named.items():
+        if not isinstance(points, np.ndarray) or points.ndim != 2 or len(points) < 1:
+            shape = points.shape if isinstance(points, np.ndarray) else type(points).__name__
+            raise ValueError(f"{name} must be a 2-D array of points (N, D), N >= 1; got {shape}.")
+
+
 def save_scatter(
     data: np.ndarray, samples: np.ndarray, path: str | os.PathLike[str], *, title: str = ""
 ) -> None:
     """Scatter of the first two coordinates of data and generated samples, side by side."""
+    _check_points({"data": data, "samples": samples})
     fig = Figure(figsize=(9.0, 4.2), dpi=110)
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, points, label in ((axes[0], data, "data"), (axes[1], samples, "samples")):
@@ -140,6 +148,8 @@ def save_histograms(
     Both panels share the data's range (the samples' when there are no data), as in Fig. 2 of the
     CL-GN paper. Without data, only the samples are drawn.
     """
+    _check_points({"samples": samples} if data is None else {"data": data, "samples": samples})
+    check_positive_int(bins, "bins")
     panels = (
         [("data", data), ("generated", samples)] if data is not None else [("generated", samples)]
     )

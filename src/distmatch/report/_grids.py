@@ -114,6 +114,11 @@ def save_reconstructions(
     originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike[str]
 ) -> None:
     """Pairs each original with its reconstruction: columns alternate original, reconstruction."""
+    if originals.shape != reconstructions.shape:
+        raise ValueError(
+            f"reconstructions must have the originals' shape {tuple(originals.shape)}; got "
+            f"{tuple(reconstructions.shape)}."
+        )
     pairs = torch.stack([originals, reconstructions], dim=1).flatten(0, 1)  # (2N, C, H, W)
     ncol = 2 * max(1, min(8, int(np.ceil(np.sqrt(originals.shape[0])))))
     save_image_grid(
