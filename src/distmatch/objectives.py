@@ -91,6 +91,11 @@ def draw(
     ``generator`` (on its own device, then moved); none for CWAE and skwae. The directions are
     those of :func:`~distmatch.distances.random_projections` before their normalisation."""
     check_choice(model, "model", LATENT_DISTANCES)
+    return _draw(model, shape, generator, n_projections, dtype, device)
+
+
+def _draw(model, shape, generator, n_projections, dtype, device) -> Draws:
+    """:func:`draw` without validation: every training step calls it with a checked model."""
     if model not in ("wae", "swae"):
         return Draws()
     source = generator.device if generator is not None else device
@@ -322,10 +327,7 @@ class AutoencoderObjective:
                 dim, self.options["m"], self.options["bandwidth"], device=device, dtype=dtype
             )
             return Draws(omega=omega, target=target)
-        return draw(
-            self.model, shape, generator, n_projections=self.n_projections, dtype=dtype,
-            device=device,
-        )  # fmt: skip
+        return _draw(self.model, shape, generator, self.n_projections, dtype, device)
 
     def from_mean_error(
         self,

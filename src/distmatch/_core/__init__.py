@@ -10,6 +10,8 @@
 
 from ._checks import (
     check_choice,
+    check_float_dtype,
+    check_generator,
     check_pair,
     check_positive,
     check_positive_int,
@@ -35,6 +37,8 @@ __all__ = [
     "atomic_path",
     "available_memory",
     "check_choice",
+    "check_float_dtype",
+    "check_generator",
     "check_memory",
     "check_pair",
     "check_positive",

@@ -84,6 +84,20 @@ def check_seed(value: object, name: str = "seed", *, bits: int = 32, signed: boo
     return value
 
 
+def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+    """Returns ``dtype`` if it is a floating-point ``torch.dtype``."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point torch.dtype; got {dtype}.")
+    return dtype
+
+
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Returns ``generator`` if it is None or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator; got {type(generator).__name__}.")
+    return generator
+
+
 def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
     """Returns ``value`` if it is one of ``choices``."""
     options = sorted(choices)

@@ -1,6 +1,7 @@
 """What the command modules share."""
 
 import argparse
+import math
 from pathlib import Path
 
 from .._core import check_seed
@@ -29,6 +30,19 @@ def seed_option(text: str, bits: int = 32) -> int:
 def frequency_seed_option(text: str) -> int:
     """``sketch --seed``: an int in [0, 2^63), what a sketch file's frequency seed may hold."""
     return seed_option(text, bits=63)
+
+
+def bandwidth_flag(value: str | float | None) -> float | str | None:
+    """--bandwidth: None (not given), 'auto', or a finite number > 0 (a UsageError else)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        bandwidth = float(value)
+    except ValueError:
+        bandwidth = math.nan
+    if not 0 < bandwidth < math.inf:
+        raise UsageError(f"--bandwidth must be a number > 0 or 'auto'; got '{value}'.")
+    return bandwidth
 
 
 OVERWRITE_HELP = "replace an existing output file (by default an existing one is refused)"

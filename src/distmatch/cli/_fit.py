@@ -34,7 +34,7 @@ from ..generation import (
 )
 from ..runs import NonFiniteLossError, TrainingInterrupted
 from ..sketch import Sketch
-from ._common import DETERMINISTIC_HELP, UsageError, seed_option
+from ._common import DETERMINISTIC_HELP, UsageError, bandwidth_flag, seed_option
 
 _FIT_FLAGS: dict[str, tuple[str, dict]] = {
     "--arch": (
@@ -155,25 +155,11 @@ def add_fit_mmd(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--bandwidth",
-        type=_bandwidth,
         default=argparse.SUPPRESS,
         help="kernel bandwidth in the sketch's coordinates, or auto (the median heuristic on "
         "the data; default: sqrt(1e-3) for vectors, auto for images)",
     )
     _add_fit_flags(p)
-
-
-def _bandwidth(text: str) -> float | str:
-    """--bandwidth: a number > 0, or "auto"."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'auto'; got '{text}'")
-    return value
 
 
 def _same_file(a: str | list[str] | None, b: str | list[str] | None) -> bool:
@@ -253,6 +239,8 @@ def run_fit_sketch(args: argparse.Namespace) -> int:
 
 
 def run_fit_mmd(args: argparse.Namespace) -> int:
+    if hasattr(args, "bandwidth"):
+        args.bandwidth = bandwidth_flag(args.bandwidth)
     dataset = args.dataset
     if dataset is not None and (dataset.endswith(".npy") or Path(dataset).is_dir()):
         dataset = str(Path(dataset).expanduser().resolve())

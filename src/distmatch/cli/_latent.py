@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..generation import fit_latent_sketch
-from ._common import UsageError, seed_option
+from ._common import UsageError, bandwidth_flag, seed_option
 
 
 def add_fit_latent_sketch(subparsers: argparse._SubParsersAction) -> None:
@@ -36,17 +36,8 @@ def add_fit_latent_sketch(subparsers: argparse._SubParsersAction) -> None:
 
 def run_fit_latent_sketch(args: argparse.Namespace) -> int:
 
-    if args.bandwidth == "auto":
-        bandwidth = None
-    else:
-        try:
-            bandwidth = float(args.bandwidth)
-        except ValueError:
-            raise UsageError(
-                f"--bandwidth must be a number > 0 or 'auto'; got '{args.bandwidth}'."
-            ) from None
-        if not bandwidth > 0:
-            raise UsageError(f"--bandwidth must be a number > 0 or 'auto'; got '{args.bandwidth}'.")
+    bandwidth = bandwidth_flag(args.bandwidth)
+    bandwidth = None if bandwidth == "auto" else bandwidth  # None: the median heuristic
     for flag in ("n_frequencies", "epochs", "latent_codes"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}.")

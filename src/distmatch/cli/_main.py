@@ -49,9 +49,7 @@ class _Parser(argparse.ArgumentParser):
     printing the whole usage."""
 
     def error(self, message: str):
-        name = self.prog
-        for action, command in SKETCH_ACTIONS.items():  # typed as "sketch merge", "sketch info"
-            name = name.replace(command, f"sketch {action}")
+        name = _typed(self.prog)
         self.exit(2, f"{name}: error: {message} (see {name} --help)\n")
 
 
@@ -82,11 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = [*argv[:first], SKETCH_ACTIONS[argv[first + 1]], *argv[first + 2 :]]
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command they were given to, as its other refusals are
-        name = "distmatch" if args.command is None else f"distmatch {_typed(args.command)}"
-        if getattr(args, "experiment", None):  # reproduce mow|clgn
-            name = f"{name} {args.experiment}"
-        parser.exit(
-            2, f"{name}: error: unrecognized arguments: {' '.join(extra)} (see {name} --help)\n"
+        words = ["distmatch", args.command, getattr(args, "experiment", None)]  # reproduce mow
+        _Parser(prog=" ".join(w for w in words if w)).error(
+            f"unrecognized arguments: {' '.join(extra)}"
         )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
@@ -121,9 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _typed(command: str) -> str:
-    """The command as typed: ``sketch merge`` for the parser's ``sketch-merge``."""
-    for action, name in SKETCH_ACTIONS.items():
-        if command == name:
-            return f"sketch {action}"
-    return command
+def _typed(text: str) -> str:
+    """A command's name as typed: ``sketch merge`` for the parser's ``sketch-merge``."""
+    for action, command in SKETCH_ACTIONS.items():
+        text = text.replace(command, f"sketch {action}")
+    return text

@@ -17,7 +17,13 @@ import torch
 from .. import distributed
 from .. import sketch as sk
 from ..sketch import LAWS, Sketch
-from ._common import OVERWRITE_HELP, UsageError, check_new_file, frequency_seed_option
+from ._common import (
+    OVERWRITE_HELP,
+    UsageError,
+    bandwidth_flag,
+    check_new_file,
+    frequency_seed_option,
+)
 from ._sketch_data import groups as groups_of
 from ._sketch_data import labelled, sketch_source
 
@@ -133,7 +139,7 @@ def run_sketch(args: argparse.Namespace) -> int:
     images = source.sample_shape is not None
     law, n_frequencies, bandwidth = sk.sketch_recipe(
         source.dim, image=images, law=args.law, n_frequencies=args.n_frequencies,
-        bandwidth=_bandwidth_flag(args.bandwidth),
+        bandwidth=bandwidth_flag(args.bandwidth),
     )  # fmt: skip
     fixed_scale = _fixed_scale(args.scale, images)
     if privacy is not None and (bandwidth is None or fixed_scale is None):
@@ -260,19 +266,6 @@ def _privacy_options(args: argparse.Namespace) -> dict | None:
     mechanism = args.mechanism or ("laplace" if args.delta == 0 else "analytic_gaussian")
     sk.check_budget(args.epsilon, args.delta, mechanism)  # before the pass over the data
     return {"epsilon": args.epsilon, "delta": args.delta, "mechanism": mechanism}
-
-
-def _bandwidth_flag(value: str | None) -> float | str | None:
-    """--bandwidth: None (the recipe's), 'auto' or a positive number."""
-    if value is None or value == "auto":
-        return value
-    try:
-        bandwidth = float(value)
-    except ValueError:
-        bandwidth = math.nan
-    if not (0 < bandwidth < math.inf):
-        raise UsageError(f"--bandwidth must be a positive number or 'auto'; got '{value}'.")
-    return bandwidth
 
 
 def _fixed_scale(value: str, images: bool) -> float | None:

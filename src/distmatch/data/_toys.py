@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._core import check_choice, check_samples, check_seed
+from .._core import check_choice, check_float_dtype, check_samples, check_seed
 
 __all__ = ["TOYS", "ToySpec", "toy_dataset", "toy_log_density", "toy_sample"]
 
@@ -242,8 +242,7 @@ def toy_sample(
     """
     spec = TOYS[check_choice(name, "name", TOYS)]
     n = _check_n(n)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
+    check_float_dtype(dtype)
     return spec.sample(n, generator).to(dtype)  # (n, 2)
 
 

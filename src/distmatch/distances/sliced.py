@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._core import (
+    check_float_dtype,
+    check_generator,
     check_memory,
     check_pair,
     check_positive,
@@ -39,10 +41,8 @@ def random_projections(
     """
     check_positive_int(dim, "dim")
     check_positive_int(n_projections, "n_projections")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+    check_float_dtype(dtype)
+    check_generator(generator)
     draw_device = generator.device if generator is not None else device
     check_memory(
         dim * n_projections * dtype.itemsize, f"n_projections={n_projections}", draw_device or "cpu"

@@ -109,7 +109,8 @@ def train_classifier(
             f"the classifier metric needs labelled images; got {train.name} without labels."
         )
     labels = train.labels.long()
-    gen = torch.Generator().manual_seed(check_seed(seed, bits=63, signed=True))
+    seed = check_seed(seed, bits=63, signed=True)
+    gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the initial weights, reproducibly, without touching the caller's
         model = ImageClassifier(train.sample_shape, int(labels.max()) + 1)

@@ -67,7 +67,7 @@ def _rebuilding(run: RunDir):
         raise
     except (TypeError, ValueError, RuntimeError) as err:  # e.g. load_state_dict's size mismatch
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        reason = " ".join(lines)[:300] if lines else type(err).__name__  # e.g. the size mismatch
+        reason = " ".join(lines)[:300] if lines else type(err).__name__
         raise RunError(
             f"'{run.root}' must hold a config.json and checkpoint.pt that fit together; {reason}"
         ) from None

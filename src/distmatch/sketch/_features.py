@@ -18,6 +18,7 @@ from torch import nn
 
 from .._core import (
     check_choice,
+    check_generator,
     check_memory,
     check_positive,
     check_positive_int,
@@ -167,8 +168,7 @@ class FourierFeatures(nn.Module):
         check_choice(law, "law", LAWS)
         check_positive(bandwidth, "bandwidth")
         _check_flags(dither, quantized)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+        check_generator(generator)
         cov_inv_sqrt = None if cov is None else inverse_sqrt_cov(cov, dim)
         omega = draw_frequencies(dim, n_frequencies, law, bandwidth, cov_inv_sqrt, generator)
         dtype = torch.get_default_dtype()

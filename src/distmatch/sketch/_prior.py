@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import torch
 
-from .._core import check_positive, check_positive_int
+from .._core import check_float_dtype, check_positive, check_positive_int
 
 __all__ = [
     "PRIOR_SCALES",
@@ -79,8 +79,7 @@ def prior_sketch(
     check_positive_int(dim, "dim")
     check_positive_int(m, "m")
     b = default_bandwidth(dim) if bandwidth is None else check_positive(bandwidth, "bandwidth")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
+    check_float_dtype(dtype)
     return _converted(dim, m, b, str(torch.device(device)), dtype)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._core import check_choice, check_positive_int
+from .._core import check_choice, check_float_dtype, check_generator, check_positive_int
 
 INITS = ("prior", "zeros", "fill")
 REFRESHES = ("none", "reencode")
@@ -87,10 +87,8 @@ class MovingWindow(nn.Module):
         self.init = check_choice(init, "init", INITS)
         self.refresh = check_choice(refresh, "refresh", REFRESHES)
         self.reset_each_epoch = bool(reset_each_epoch)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype}.")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+        check_float_dtype(dtype)
+        check_generator(generator)
         self.register_buffer("codes", torch.zeros(n - k, dim, dtype=dtype, device=device))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long, device=device))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long, device=device))
