@@ -24,7 +24,8 @@ PART=${PART:-all}
 # run folders (OUT keeps only the few files above): a fresh one each time, unless RUNS is given
 RUNS=${RUNS:-$(mktemp -d "${TMPDIR:-/tmp}/distmatch-gpu.XXXXXX")}
 mkdir -p "$OUT" "$RUNS"
-export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+# absolute: tests that start processes in other folders (torchrun, pytest in a subprocess) need it
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python}
 device=cuda
 rounds=9 block=1000 sketch_n=60000 train_steps=10000 suite_limit=180 workers="-n 12"

@@ -21,7 +21,8 @@ DRY=${DRY:-}
 EPOCHS=${EPOCHS:-2}
 RUNS=${RUNS:-${TMPDIR:-/tmp}/distmatch-tables}
 mkdir -p "$OUT" "$RUNS"
-export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+# absolute: tests that start processes in other folders (torchrun, pytest in a subprocess) need it
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python}
 device=cuda ks=64,32,1 ffhq_size=1024 ffhq_ks=1,16,64 limit=150
 if [ -n "$DRY" ]; then

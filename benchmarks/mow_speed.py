@@ -83,7 +83,11 @@ def make_step(
         # (whose guards a training run, with a single mode, would not pay for).
         code = forward.__code__.replace(co_name=f"{forward.__name__}_{mode}")
         forward = types.FunctionType(code, forward.__globals__)
-        forward = _compiled(forward) if compile is True else torch.compile(forward, mode=compile)
+        forward = (
+            _compiled(forward)
+            if compile is True
+            else torch.compile(forward, mode=compile, dynamic=False)
+        )
     graphed = None
     if graph:  # the step of train --cuda-graph; the window starts full (init "prior")
         run = types.SimpleNamespace(

@@ -403,7 +403,7 @@ def test_compiled_steps_follow_the_eager_trajectory(model, tmp_path):
 def test_a_compiler_failure_is_one_clear_error(tmp_path, monkeypatch):
     from distmatch.training import CompileUnavailable
 
-    def broken_compile(fn):
+    def broken_compile(fn, **options):
         def call(*args):
             raise torch._inductor.exc.InductorError(RuntimeError("no C++ compiler"), None)
 
@@ -412,6 +412,28 @@ def test_a_compiler_failure_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(CompileUnavailable, match="needs torch.compile to work here"):
         train(TrainConfig(steps=5, compile=True, **FAST), tmp_path / "run", progress=False)
+
+
+def test_each_compiled_run_gets_a_static_graph_of_its_own(monkeypatch):
+    """Runs compiled one after another in one process share no compile cache (the compiler keeps
+    it per code object: a shared one piles up guards and, past its limit, runs steps eagerly),
+    and their shapes are static."""
+    from distmatch.training._loop import _compiled, _forward
+
+    seen = []
+
+    def recording_compile(fn, **options):
+        seen.append((fn, options))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    _compiled(_forward)
+    _compiled(_forward)
+    (first, options), (second, _) = seen
+    assert options == {"dynamic": False}
+    assert first.__code__ is not second.__code__
+    assert _forward.__code__ not in (first.__code__, second.__code__)
+    assert first.__code__.co_code == _forward.__code__.co_code  # the same step
 
 
 def test_runs_made_before_a_field_existed_still_resume(tmp_path):

@@ -26,10 +26,12 @@ Reference: Spurek et al., "One-element Batch Training by Moving Window", arXiv:1
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import os
 import statistics
 import time
+import types
 import warnings
 from typing import Any
 
@@ -307,6 +309,9 @@ def _pass_seconds(s: RunState, forward, unbiased: bool) -> float:
     return statistics.median(seconds[1:])
 
 
+_COMPILED_COPIES = itertools.count(1)  # names the copies that _compiled compiles
+
+
 def _compiled(fn, *, required: bool = True):
     """``torch.compile(fn)``; if it cannot build (e.g. no C++ compiler), one clear error when the
     user asked for compilation (``required``), else a warning and the eager ``fn``.
@@ -314,8 +319,17 @@ def _compiled(fn, *, required: bool = True):
     Compiling the forward pass lets the backward pass run as one compiled graph too: on small
     models, where each tensor operation costs more than its arithmetic, steps get much cheaper.
     The step's random draws are made before the call, so the graph has no break.
+
+    Each call compiles a copy of ``fn`` with a code object of its own: the compiler keeps its
+    graphs per code object, so runs trained one after another in one process (``reproduce``, a
+    notebook) neither pile up guards on one shared cache nor reach its recompile limit (past
+    which steps silently run eagerly). Shapes are static (``dynamic=False``): a run's shapes
+    never change, and static code is faster than code with symbolic sizes (which torch 2.11
+    also failed to trace through the terms' custom gradients).
     """
-    compiled = torch.compile(fn)
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_COMPILED_COPIES)}")
+    fn = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    compiled = torch.compile(fn, dynamic=False)
     state = {"built": False, "eager": False}
 
     def call(*args):
