@@ -405,7 +405,9 @@ def test_a_compiler_failure_is_one_clear_error(tmp_path, monkeypatch):
 
     def broken_compile(fn, **options):
         def call(*args):
-            raise torch._inductor.exc.InductorError(RuntimeError("no C++ compiler"), None)
+            if hasattr(torch._inductor.exc, "InductorError"):
+                raise torch._inductor.exc.InductorError(RuntimeError("no C++ compiler"), None)
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler")  # older torch
 
         return call
 

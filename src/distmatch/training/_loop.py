@@ -312,6 +312,16 @@ def _pass_seconds(s: RunState, forward, unbiased: bool) -> float:
 _COMPILED_COPIES = itertools.count(1)  # names the copies that _compiled compiles
 
 
+def _compile_errors() -> tuple[type[Exception], ...]:
+    """What a failed build raises: Inductor's own error (newer torch), or a Dynamo exception
+    wrapping it (torch 2.5 has no ``InductorError``)."""
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    inductor = getattr(torch._inductor.exc, "InductorError", None)
+    return (torch._dynamo.exc.TorchDynamoException,) + ((inductor,) if inductor else ())
+
+
 def _compiled(fn, *, required: bool = True):
     """``torch.compile(fn)``; if it cannot build (e.g. no C++ compiler), one clear error when the
     user asked for compilation (``required``), else a warning and the eager ``fn``.
@@ -339,7 +349,7 @@ def _compiled(fn, *, required: bool = True):
             return fn(*args)
         try:
             out = compiled(*args)
-        except (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError) as err:
+        except _compile_errors() as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             if required:
                 raise CompileUnavailable(
