@@ -6,6 +6,7 @@
 # the tables grow (raise EPOCHS).
 #
 #   OUT=benchmarks/out/tables DATA=data EPOCHS=2 bash benchmarks/gpu_tables.sh
+#   BUDGET=240 OUT=benchmarks/out/tables DATA=data bash benchmarks/gpu_tables.sh  # within 240 s
 #   DRY=1 OUT=/tmp/tables DATA=../shared/data bash benchmarks/gpu_tables.sh   # tiny, on the CPU
 #
 # DATA holds cifar10/cifar10-jpg-q75-test10k-train10k.zip, celeba/celeba-aligned-89x109-000001-008000.zip

@@ -172,6 +172,13 @@ def main() -> None:
         help="the whole step in one CUDA graph (on the CPU: the same static step, uncaptured)",
     )
     parser.add_argument("--modes", default="plain,cwae,wae,swae,skwae,skwae_sketch")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop starting rounds once the measured ones (after the warm-up) took this long; "
+        "at least one round runs (for a machine whose speed is not known beforehand)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -191,7 +198,10 @@ def main() -> None:
             step()
     sync()
     times: dict[str, list[float]] = {mode: [] for mode in modes}
-    for _ in range(args.rounds):
+    began = time.perf_counter()
+    for done in range(args.rounds):
+        if done and args.max_seconds is not None and time.perf_counter() - began > args.max_seconds:
+            break
         for mode in modes:
             start = time.perf_counter()
             for _ in range(args.block):
@@ -202,7 +212,7 @@ def main() -> None:
     print(
         f"{args.arch}, k = {args.k}, n = {args.n}, {device}, {args.threads} thread(s), {how}"
         f"{_graph_note(args.graph, device)}, "
-        f"{args.rounds} rounds of {args.block} steps; median over rounds"
+        f"{len(times['plain'])} rounds of {args.block} steps; median over rounds"
     )
     print("| mode | ms / step | ratio to plain (median of per-round ratios) |")
     print("|---|---|---|")
