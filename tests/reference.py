@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+from scipy import integrate, special
 
 # Cramér–Wold check values of the reference code (unscaled): (points, gamma, value).
 CW_NORMALITY_CASES = [
@@ -88,7 +88,7 @@ def cw_by_integration(x: np.ndarray, y: np.ndarray | None, gamma: float) -> floa
             fy = _gauss(t, np.zeros(1), 1 + gamma)
         else:
             fy = _gauss(t[:, None], (y @ v)[None, :], gamma).mean(axis=1)
-        total += w * np.trapezoid((fx - fy) ** 2, t)
+        total += w * integrate.trapezoid((fx - fy) ** 2, t)  # np.trapezoid: NumPy 2 only
     return float(total)
 
 

@@ -300,10 +300,12 @@ def cached_statistics(
     path = folder / f"{key}.npz"
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as stored:
+            stored = np.load(path, allow_pickle=False)
+            if not isinstance(stored, np.lib.npyio.NpzFile):  # an .npy array under the .npz name
+                raise TypeError(f"an array, not an archive: {type(stored).__name__}")
+            with stored:
                 mu, sigma = stored["mu"], stored["sigma"]
         except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as err:
-            # TypeError: an .npy array under the .npz name (no archive to open)
             raise ValueError(
                 f"'{path}' must be an .npz file with arrays 'mu' and 'sigma'; got an unreadable "
                 f"file ({type(err).__name__}). Delete it to recompute."
