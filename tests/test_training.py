@@ -436,6 +436,13 @@ def test_each_compiled_run_gets_a_static_graph_of_its_own(monkeypatch):
     assert first.__code__ is not second.__code__
     assert _forward.__code__ not in (first.__code__, second.__code__)
     assert first.__code__.co_code == _forward.__code__.co_code  # the same step
+    assert first.__defaults__ == _forward.__defaults__
+
+    def keyword_only(x, *, shift=2):
+        return x + shift
+
+    _compiled(keyword_only)
+    assert seen[-1][0](1) == 3  # keyword-only defaults kept too
 
 
 def test_runs_made_before_a_field_existed_still_resume(tmp_path):

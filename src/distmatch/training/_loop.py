@@ -338,7 +338,9 @@ def _compiled(fn, *, required: bool = True):
     also failed to trace through the terms' custom gradients).
     """
     code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_COMPILED_COPIES)}")
-    fn = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    fn = copy
     compiled = torch.compile(fn, dynamic=False)
     state = {"built": False, "eager": False}
 
