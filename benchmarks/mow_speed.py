@@ -36,7 +36,7 @@ import torch
 from distmatch.models import ARCHITECTURES, build_autoencoder
 from distmatch.objectives import AutoencoderObjective, Draws
 from distmatch.training._graph import GraphedStep, pushes_in_step
-from distmatch.training._loop import _compiled, _forward
+from distmatch.training._loop import _compiled, _forward, _own_code
 from distmatch.window import FeatureWindow, MovingSketch, MovingWindow
 
 
@@ -79,14 +79,12 @@ def make_step(
     draws_from = torch.Generator(device=device).manual_seed(1)  # as the run's generator
     forward = plain_forward if window is None else _forward
     if compile:
-        # A code object of its own per mode, so that the modes do not share one compile cache
-        # (whose guards a training run, with a single mode, would not pay for).
-        code = forward.__code__.replace(co_name=f"{forward.__name__}_{mode}")
-        forward = types.FunctionType(code, forward.__globals__)
+        # A code object of its own per mode (as _compiled makes), so that the modes do not share
+        # one compile cache (whose guards a training run, with a single mode, would not pay for).
         forward = (
             _compiled(forward)
             if compile is True
-            else torch.compile(forward, mode=compile, dynamic=False)
+            else torch.compile(_own_code(forward), mode=compile, dynamic=False)
         )
     graphed = None
     if graph:  # the step of train --cuda-graph; the window starts full (init "prior")

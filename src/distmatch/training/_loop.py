@@ -312,6 +312,15 @@ def _pass_seconds(s: RunState, forward, unbiased: bool) -> float:
 _COMPILED_COPIES = itertools.count(1)  # names the copies that _compiled compiles
 
 
+def _own_code(fn):
+    """``fn`` as a new function with a code object of its own (named ``<name>_<count>``), the
+    same body, defaults and closure."""
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_COMPILED_COPIES)}")
+    own = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    own.__kwdefaults__ = fn.__kwdefaults__
+    return own
+
+
 def _compile_errors() -> tuple[type[Exception], ...]:
     """What a failed build raises: Inductor's own error (newer torch), or a Dynamo exception
     wrapping it (torch 2.5 has no ``InductorError``)."""
@@ -337,10 +346,7 @@ def _compiled(fn, *, required: bool = True):
     never change, and static code is faster than code with symbolic sizes (which torch 2.11
     also failed to trace through the terms' custom gradients).
     """
-    code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_COMPILED_COPIES)}")
-    copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    fn = copy
+    fn = _own_code(fn)
     compiled = torch.compile(fn, dynamic=False)
     state = {"built": False, "eager": False}
 
