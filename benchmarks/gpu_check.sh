@@ -10,7 +10,7 @@
 # ONLY: a comma-separated choice of the groups below (default: all), in this order:
 #   cuda    the CUDA test module, 4 workers (junit: failures are named even if the run is cut)
 #   speed   k = 1 step time against a plain step: eager, whole-step CUDA graph, compiled + graph
-#   train   distmatch train on MNIST at k = 1, --cuda-graph and eager (steps/s)
+#   train   distmatch train on MNIST at k = 1, --cuda-graph and eager (steps/s); the loop's host work
 #   sketch  sketching throughput against the bare product (d = 784 and 2), with the fused kernel
 #   fit     fit-sketch on the spiral (its evaluation's share of the run)
 #   suite   the rest of the suite with the GPU visible, 12 workers, in whatever time is left
@@ -31,10 +31,12 @@ mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 py=${PYTHON:-python}
 device=cuda sketch_n=60000 eager_steps=5000 graph_steps=10000 workers="-n 12" cuda_workers="-n 4"
+loop_steps="--steps 5000 --real-steps 2000"
 eager="--rounds 9 --block 200 --max-seconds 25" graphed="--rounds 9 --block 1000 --max-seconds 20"
 BUDGET=${BUDGET:-540}
 if [ -n "$DRY" ]; then
     device=cpu sketch_n=2000 eager_steps=200 graph_steps=200 workers= cuda_workers=
+    loop_steps="--steps 200 --real-steps 50"
     eager="--rounds 1 --block 20" graphed="--rounds 1 --block 20"
     BUDGET=${BUDGET_DRY:-}  # no deadline unless asked for (BUDGET_DRY=60 tries the cut)
 fi
@@ -69,6 +71,9 @@ if wanted train; then
         grep -h steps_per_second "$RUNS/graph/summary.json" >>"$OUT/train.txt" 2>/dev/null
         step train-mnist 40 train.txt "${mnist[@]}" --steps "$eager_steps" --out "$RUNS/train"
         grep -h steps_per_second "$RUNS/train/summary.json" >>"$OUT/train.txt" 2>/dev/null
+        # the loop's own host work per step (the step replaced by nothing), beside graphed steps
+        step loop-host 30 train.txt "$py" benchmarks/loop_host.py --dataset mnist --data-dir "$DATA/mnist" \
+            --device "$device" --rounds 1 $loop_steps
     else
         echo "train-mnist: skipped (no $DATA/mnist)" | tee -a "$OUT/log.txt"
     fi
