@@ -50,7 +50,7 @@ wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # 1. The CUDA module: every command end to end on cuda, agreement with the CPU, resume.
 if wanted cuda; then
-    step cuda-tests 150 log.txt "$py" -m pytest -v -rf $cuda_workers tests/test_cuda.py \
+    step cuda-tests 200 log.txt "$py" -m pytest -v -rf $cuda_workers tests/test_cuda.py \
         -p no:cacheprovider --junitxml="$OUT/cuda.xml"
 fi
 
