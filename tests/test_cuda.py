@@ -212,6 +212,46 @@ def test_the_step_replayed_as_a_cuda_graph_follows_the_eager_step(case, tmp_path
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("model", ["cwae", "wae", "swae", "skwae"])
+def test_the_graphed_loop_never_waits_for_the_gpu(model, tmp_path, monkeypatch):
+    """From the first replay on, a k = 1 run's steps make no host-device synchronisation, so the
+    host prepares the next step while the GPU replays this one: the batch, the draws, the
+    window's bookkeeping and its re-encoding every 16 steps. torch.cuda's sync debug mode raises
+    on any synchronisation; it is off only while the loop logs or saves (which read the GPU)."""
+    from distmatch.training import TrainConfig, _graph, train
+    from distmatch.training._state import RunState
+
+    replays = []
+    call = _graph.GraphedStep.__call__
+
+    def watched(self, x, draws):
+        parts = call(self, x, draws)
+        if self.graph is not None:
+            replays.append(1)
+            torch.cuda.set_sync_debug_mode("error")
+        return parts
+
+    def unwatched(method):
+        def run(self, *args):
+            torch.cuda.set_sync_debug_mode("default")
+            return method(self, *args)
+
+        return run
+
+    monkeypatch.setattr(_graph.GraphedStep, "__call__", watched)
+    for name in ("log_interval", "save", "evaluate"):
+        monkeypatch.setattr(RunState, name, unwatched(getattr(RunState, name)))
+    config = TrainConfig(
+        model=model, steps=300, log_every=100, eval_points=200, device="cuda", compile=False,
+        cuda_graph=True,
+    )  # fmt: skip
+    try:
+        train(config, tmp_path / "run", progress=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(replays) >= 300 - _graph.WARMUP - 1
+
+
 def test_sketch_fit_sketch_fit_mmd_and_sample_on_cuda(tmp_path, capsys):
     path = tmp_path / "spiral.npz"
     argv = ["sketch", "--dataset", "spiral", "--points", "5000", "--n-frequencies", "500"]

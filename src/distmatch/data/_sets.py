@@ -95,8 +95,12 @@ class TensorSet(SampleSet):
 
     def get_batch(self, indices: torch.Tensor) -> torch.Tensor:
         """Returns the samples at ``indices`` (``(B,)`` int64) as float32 ``(B, *sample_shape)``,
-        on the device that holds the data."""
-        return self._scaled(self.data[indices.to(self.data.device)])  # fancy indexing copies
+        on the device that holds the data.
+
+        Host indices reach a GPU without a synchronisation (``non_blocking``: CUDA stages host
+        memory before it returns), so the host does not wait for the GPU's queued steps."""
+        rows = indices.to(self.data.device, non_blocking=True)
+        return self._scaled(self.data[rows])  # fancy indexing copies
 
     @property
     def nbytes(self) -> int:

@@ -282,7 +282,8 @@ class MovingWindow(nn.Module):
             rows: (R,) indices into the buffer, below :attr:`position`'s fill count.
             codes: (R, D) codes.
         """
-        self.codes[rows.to(self.codes.device)] = codes.to(self.codes.dtype)
+        # host rows reach a GPU without waiting for it (see TensorSet.get_batch)
+        self.codes[rows.to(self.codes.device, non_blocking=True)] = codes.to(self.codes.dtype)
 
     def _check_codes(self, z: torch.Tensor) -> None:
         if not isinstance(z, torch.Tensor):
