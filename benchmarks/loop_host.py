@@ -21,6 +21,7 @@ reaches 2,000 steps/s only if the replay and the loop together take at most 500 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -62,20 +63,13 @@ def loop_seconds(config: TrainConfig, alone: bool) -> float:
         timed.append(time.perf_counter() - start - (s.eval_seconds - evaluating))
         return out
 
-    patches = [mock.patch.object(loop_module, "_loop", timed_loop)]
-    if alone:
-        stand_in = mock.patch.object(
-            loop_module, "_graphed_step", lambda s, forward, unbiased: NoStep(s.device)
-        )
-        patches.append(stand_in)
-    with tempfile.TemporaryDirectory() as folder:
-        for patch in patches:
-            patch.start()
-        try:
-            loop_module.train(config, f"{folder}/run", progress=False)
-        finally:
-            for patch in patches:
-                patch.stop()
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(loop_module, "_loop", timed_loop))
+        if alone:
+            no_step = lambda s, forward, unbiased: NoStep(s.device)  # noqa: E731
+            patches.enter_context(mock.patch.object(loop_module, "_graphed_step", no_step))
+        folder = patches.enter_context(tempfile.TemporaryDirectory())
+        loop_module.train(config, f"{folder}/run", progress=False)
     return timed[0]
 
 
